@@ -1,0 +1,1 @@
+"""Data: synthetic video QA generation, video writing and dataset helpers."""

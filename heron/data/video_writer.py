@@ -1,0 +1,58 @@
+"""Write uint8 frames to a real video file with PyAV (used by tests, demos and synthetic data)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+# Container suffix -> (codec, pixel format) that FFmpeg's bundled encoders in PyAV provide.
+DEFAULT_CODECS = {
+    ".mp4": ("libx264", "yuv420p"),
+    ".mov": ("libx264", "yuv420p"),
+    ".mkv": ("libx265", "yuv420p"),
+    ".webm": ("libvpx-vp9", "yuv420p"),
+    ".avi": ("mpeg4", "yuv420p"),
+}
+
+
+def write_video(
+    path: str | Path,
+    frames: np.ndarray,
+    *,
+    fps: float = 25.0,
+    pts_seconds: np.ndarray | None = None,
+    codec: str | None = None,
+    gop: int | None = None,
+) -> Path:
+    """Encode ``frames`` uint8 [T, H, W, 3] (RGB) into ``path``; the suffix picks the container.
+
+    ``pts_seconds`` [T] gives each frame's presentation time, for variable-frame-rate files;
+    by default frames are spaced ``1 / fps``. ``gop`` sets the keyframe interval (frames).
+    H and W must be even (4:2:0 chroma).
+    """
+    path = Path(path)
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
+    codec_name, pix_fmt = DEFAULT_CODECS.get(path.suffix.lower(), ("libx264", "yuv420p"))
+    codec_name = codec or codec_name
+    time_base = Fraction(1, 1000) if pts_seconds is not None else Fraction(1, round(fps))
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec_name, rate=Fraction(round(fps * 1000), 1000))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        stream.time_base = time_base
+        if gop is not None:
+            stream.codec_context.gop_size = gop
+        for i, frame in enumerate(frames):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            seconds = pts_seconds[i] if pts_seconds is not None else i / fps
+            video_frame.pts = int(round(seconds / time_base))
+            video_frame.time_base = time_base
+            for packet in stream.encode(video_frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
