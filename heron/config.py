@@ -1,0 +1,165 @@
+"""Typed configuration: one dataclass per part, loaded from one YAML file per preset.
+
+Every option is typed, defaulted and documented here, in one place; YAML → config → constructor.
+Presets live in the repository's ``configs/`` folder (``tiny`` for tests and CPUs, real backbones
+for GPUs) and are found by name: ``load_config("tiny")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from heron.errors import ConfigError
+
+
+@dataclass
+class VisionConfig:
+    kind: Literal["clip", "siglip"] = "clip"  # which Hugging Face vision tower class to build
+    name_or_path: str | None = None  # hub id or local dir; None = random init from `init` (tiny)
+    init: dict[str, Any] = field(default_factory=dict)  # HF config kwargs when name_or_path is None
+    hidden_layer: int = -1  # which hidden state to take: -1 = last layer (before post-layernorm)
+    keep_cls: bool = False  # keep CLIP's CLS token as one of the S spatial tokens
+    image_size: int | None = None  # square input size; None = the tower's own config
+    # Normalisation and resize mode; None = the backbone's processor defaults for `kind`.
+    image_mean: list[float] | None = None
+    image_std: list[float] | None = None
+    resize_mode: Literal["bicubic", "bilinear"] | None = None
+    center_crop: bool | None = None  # CLIP: resize short side then centre-crop; SigLIP: squash
+
+
+@dataclass
+class LMConfig:
+    name_or_path: str | None = None  # hub id or local dir; None = random init from `init` (tiny)
+    architecture: str | None = None  # HF model_type when random-init (gpt2, llama, opt, gpt_neox, qwen2…)
+    init: dict[str, Any] = field(default_factory=dict)  # HF config kwargs when name_or_path is None
+    tokenizer: str | None = None  # tokenizer hub id / dir; None = same as name_or_path, or byte-level
+    decoder_layers_attr: str | None = None  # dotted path of the decoder layer list, for unknown LMs
+    trust_remote_code: bool = False  # needed by LMs whose code lives on the hub (MPT)
+
+
+@dataclass
+class ResamplerConfig:
+    depth: int = 6  # Perceiver layers
+    heads: int = 8
+    head_dim: int = 64
+    num_latents: int = 64  # R: visual tokens per media item, whatever T, S or resolution
+    ffw_mult: int = 4
+    max_frames: int = 8  # T_max of the learned time embeddings; longer windows interpolate
+
+
+@dataclass
+class CrossAttentionConfig:
+    every_n_layers: int = 1  # a GATED XATTN-DENSE block before every n-th decoder layer
+    heads: int = 8
+    head_dim: int = 64
+    ffw_mult: int = 4
+    # immediate: a text token sees only the media right before it (Flamingo);
+    # all_previous: every earlier media item.
+    media_attention: Literal["immediate", "all_previous"] = "immediate"
+
+
+@dataclass
+class ModelConfig:
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    lm: LMConfig = field(default_factory=LMConfig)
+    resampler: ResamplerConfig = field(default_factory=ResamplerConfig)
+    xattn: CrossAttentionConfig = field(default_factory=CrossAttentionConfig)
+    # gated_xattn: Flamingo's gated cross-attention; linear_prefix: LLaVA's projection spliced in
+    connector: Literal["gated_xattn", "linear_prefix"] = "gated_xattn"
+    device: str = "auto"  # auto = cuda when available, else cpu
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto = fp32 CPU, bf16 GPU
+    seed: int = 0  # seeds random init of everything Heron builds, so presets are reproducible
+    name: str = "heron"  # a label carried into cache fingerprints and reports
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML <-> dataclasses
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    """Check a YAML scalar against a dataclass field's type hint (strict enough to catch typos)."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ConfigError(f"{where} must be one of {list(typing.get_args(hint))}, got {value!r}")
+        return value
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        errors = []
+        for arg in typing.get_args(hint):
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    base = origin or hint
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base in (int, float, str, bool, list, dict) and not (
+        isinstance(value, base) and not (base is int and isinstance(value, bool))
+    ):
+        raise ConfigError(f"{where} must be {base.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> Any:
+    """Build dataclass ``cls`` from a dict, rejecting unknown keys and wrong types by name."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {where}: {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+    kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def config_dir() -> Path:
+    """Where presets live: $HERON_CONFIG_DIR, else the repository's ``configs/``."""
+    return Path(os.environ.get("HERON_CONFIG_DIR", Path(__file__).resolve().parent.parent / "configs"))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping at top level")
+    return data
+
+
+def load_config(name_or_path: str | Path, section: str = "model") -> ModelConfig:
+    """Load the ``model`` section of a preset name (``tiny``) or a YAML file into ModelConfig."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        candidate = config_dir() / f"{name_or_path}.yaml"
+        if candidate.exists():
+            path = candidate
+    if not path.is_file():
+        presets = sorted(p.stem for p in config_dir().glob("*.yaml"))
+        raise ConfigError(f"no config file or preset named {str(name_or_path)!r} (presets: {', '.join(presets)})")
+    data = read_yaml(path)
+    if section not in data:
+        raise ConfigError(f"{path} has no '{section}:' section")
+    return from_dict(ModelConfig, data[section], f"{path.name}:{section}")

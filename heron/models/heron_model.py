@@ -1,0 +1,304 @@
+"""The top-level Heron model: frames → visual tokens → a frozen LM conditioned on them.
+
+    encode(frames)                      uint8 [B, T, H, W, 3] → latents [B, R, d_visual]
+    forward(input_ids, media=latents)   interleaved text + media → logits (training, scoring)
+    generate(prompt, media=[...])       text answers, with the LM's KV cache for text and each
+                                        cross-attention layer's media keys/values computed once
+                                        per request (OpenFlamingo and Idefics recompute them per step)
+
+Build one with ``heron.load_model``; it owns loading and the freezing policy.
+"""
+
+from __future__ import annotations
+
+import inspect
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from heron.config import ModelConfig
+from heron.encoders.preprocess import check_frames
+from heron.encoders.visual_encoder import VisualEncoder
+from heron.errors import FrameFormatError, MediaCountMismatchError, PromptTooLongError
+from heron.models.connector import LinearPrefixConnector, splice_media
+from heron.models.lm import insert_cross_attention
+from heron.models.media_state import MediaRequest, MediaState
+from heron.models.sampling import SamplingConfig, next_tokens
+from heron.models.tokenizer import END_OF_CHUNK_TOKEN, IMAGE_TOKEN
+
+MediaItem = torch.Tensor | np.ndarray  # uint8 frames [T, H, W, 3] / image [H, W, 3], or latents [R, d]
+
+
+@dataclass
+class Prompts:
+    """A tokenised, left-padded batch of prompts with its media.
+
+    input_ids, attention_mask: [B, L]; media: [B, M, R, d_visual] (zero-padded rows).
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    media: torch.Tensor
+
+
+class HeronModel(nn.Module):
+    def __init__(self, config: ModelConfig, encoder: VisualEncoder, lm: nn.Module, tokenizer):
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.lm = lm
+        self.tokenizer = tokenizer
+        self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+        self.end_of_chunk_token_id = tokenizer.convert_tokens_to_ids(END_OF_CHUNK_TOKEN)
+        self.media_state = MediaState()
+        self.projector: LinearPrefixConnector | None = None
+        self.xattn_layer_indices: list[int] = []
+        if config.connector == "gated_xattn":
+            self.xattn_layer_indices = insert_cross_attention(
+                lm, config.xattn, dim_visual=encoder.dim, media=self.media_state, layers_attr=config.lm.decoder_layers_attr
+            )
+        else:
+            self.projector = LinearPrefixConnector(dim_visual=encoder.dim, dim_text=lm.config.hidden_size)
+        self._lm_takes_position_ids = "position_ids" in inspect.signature(lm.forward).parameters
+
+    # --- properties -------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.lm.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.lm.parameters()).dtype
+
+    @property
+    def max_context(self) -> int | None:
+        """The LM's context length in tokens, if its config states one."""
+        cfg = self.lm.config
+        for name in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"):
+            value = getattr(cfg, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    # --- vision -----------------------------------------------------------------------------
+
+    def encode(self, frames: torch.Tensor | np.ndarray, pts: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+        """Visual latents for windows of frames.
+
+        frames: uint8 [B, T, H, W, 3] (or one window [T, H, W, 3]); pts: seconds [B, T] / [T],
+        checked against the frames (same T, non-decreasing) when given. Time embeddings index
+        frames by position in the window, so windows should be sampled at a fixed rate.
+        Returns latents [B, R, d_visual] (or [R, d_visual] for one window).
+        """
+        frames = torch.as_tensor(frames)
+        check_frames(frames)
+        single = frames.ndim == 4
+        if single:
+            frames = frames[None]
+        if frames.ndim != 5:
+            raise FrameFormatError(f"frames must be [T, H, W, 3] or [B, T, H, W, 3], got shape {tuple(frames.shape)}")
+        if pts is not None:
+            _check_pts(torch.as_tensor(pts, dtype=torch.float64), frames.shape[:2], single)
+        latents = self.encoder(frames.to(self.device))  # [B, R, d]
+        return latents[0] if single else latents
+
+    def _media_latents(self, items: list[MediaItem]) -> torch.Tensor:
+        """Media items of one prompt → [M, R, d]; frames are encoded, latents passed through."""
+        num_latents, dim = self.encoder.num_latents, self.encoder.dim
+        out = []
+        for i, item in enumerate(items):
+            item = torch.as_tensor(item)
+            if item.dtype == torch.uint8:
+                window = item[None] if item.ndim == 3 else item  # an image is a 1-frame window
+                out.append(self.encode(window))
+            elif item.is_floating_point() and tuple(item.shape) == (num_latents, dim):
+                out.append(item.to(self.device, self.dtype))
+            else:
+                raise FrameFormatError(
+                    f"media item {i} must be uint8 frames [T, H, W, 3] / [H, W, 3] or latents "
+                    f"[{num_latents}, {dim}]; got {item.dtype} {tuple(item.shape)}"
+                )
+        if not out:
+            return torch.zeros(0, num_latents, dim, device=self.device, dtype=self.dtype)
+        return torch.stack(out).to(self.dtype)
+
+    # --- prompts ----------------------------------------------------------------------------
+
+    def prepare(self, prompts: list[str], media: list[list[MediaItem]], *, max_new_tokens: int = 0) -> Prompts:
+        """Tokenise (left-padded), check markers against media and length, encode the media."""
+        if len(prompts) != len(media):
+            raise MediaCountMismatchError(len(prompts), len(media))
+        batch = self.tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left")
+        input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
+        markers = (input_ids == self.image_token_id).sum(-1).tolist()
+        for row, (count, items) in enumerate(zip(markers, media)):
+            if count != len(items):
+                raise MediaCountMismatchError(count, len(items), row=row if len(prompts) > 1 else None)
+        latents = [self._media_latents(items) for items in media]
+        num_media = max(len(items) for items in media)
+        padded = torch.zeros(len(prompts), num_media, self.encoder.num_latents, self.encoder.dim,
+                             device=self.device, dtype=self.dtype)  # [B, M, R, d]
+        for row, lat in enumerate(latents):
+            padded[row, : lat.shape[0]] = lat
+        limit = self.max_context
+        if limit is not None:
+            longest = int(attention_mask.sum(-1).max())
+            if self.projector is not None:
+                longest += max(markers) * (self.encoder.num_latents - 1)
+            if longest + max_new_tokens > limit:
+                raise PromptTooLongError(longest, limit, max_new_tokens=max_new_tokens)
+        return Prompts(input_ids.to(self.device), attention_mask.to(self.device), padded)
+
+    # --- language model -------------------------------------------------------------------
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        media: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ):
+        """Logits for an interleaved batch (teacher forcing).
+
+        input_ids [B, L] with one <image> per media item; media: latents [B, M, R, d_visual].
+        With the linear_prefix connector the sequence grows by R - 1 per marker and the
+        returned ``labels`` (if given) are aligned to it. Returns the LM's output (``.logits``
+        [B, L', V]) with ``.labels`` set to the labels aligned to the logits.
+        """
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if media is None:
+            media = torch.zeros(input_ids.shape[0], 0, self.encoder.num_latents, self.encoder.dim,
+                                device=input_ids.device, dtype=self.dtype)
+        request = self._request(media)
+        with self._using(request):
+            inputs = self._first_inputs(input_ids, attention_mask, media, request, labels=labels, pad_left=False)
+            out = self._lm(**inputs["lm"])
+        out["labels"] = inputs["labels"]
+        return out
+
+    def _request(self, media: torch.Tensor) -> MediaRequest | None:
+        if self.projector is not None:
+            return None
+        return MediaRequest(media=media.to(self.dtype), mode=self.config.xattn.media_attention)
+
+    def _using(self, request: MediaRequest | None):
+        return self.media_state.use(request) if request is not None else nullcontext()
+
+    def _first_inputs(self, input_ids, attention_mask, media, request, *, labels=None, pad_left=True) -> dict:
+        """LM inputs for a whole prompt: token ids (xattn), or spliced embeddings (linear_prefix)."""
+        if request is not None:
+            request.set_text_time((input_ids == self.image_token_id).cumsum(-1))  # [B, L]
+            lm_inputs = dict(input_ids=input_ids, attention_mask=attention_mask)
+        else:
+            embeds = self.lm.get_input_embeddings()(input_ids)  # [B, L, D]
+            embeds, attention_mask, labels = splice_media(
+                embeds, input_ids, attention_mask, self.projector(media), self.image_token_id,
+                labels=labels, pad_left=pad_left,
+            )
+            lm_inputs = dict(inputs_embeds=embeds, attention_mask=attention_mask)
+        lm_inputs["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        return {"lm": lm_inputs, "labels": labels}
+
+    def _lm(self, **inputs):
+        if not self._lm_takes_position_ids:
+            inputs.pop("position_ids")
+        return self.lm(**inputs)
+
+    # --- generation -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: str | list[str],
+        media: list[MediaItem] | list[list[MediaItem]] | None = None,
+        *,
+        max_new_tokens: int = 32,
+        sampling: SamplingConfig | None = None,
+        stop_at_end_of_chunk: bool = True,
+    ) -> str | list[str]:
+        """Answer one prompt (``str`` → ``str``) or a batch (``list[str]`` → ``list[str]``).
+
+        ``media`` holds, per prompt, one item per ``<image>`` in order: uint8 frames
+        [T, H, W, 3], an image [H, W, 3], or cached latents [R, d_visual]. Generation stops at
+        EOS, at ``<|endofchunk|>`` (unless told not to) or after ``max_new_tokens``.
+        """
+        single = isinstance(prompt, str)
+        prompts = [prompt] if single else list(prompt)
+        per_prompt = [list(media or [])] if single else [list(m) for m in (media or [[] for _ in prompts])]
+        batch = self.prepare(prompts, per_prompt, max_new_tokens=max_new_tokens)
+        tokens = self.generate_ids(batch, max_new_tokens=max_new_tokens, sampling=sampling,
+                                   stop_at_end_of_chunk=stop_at_end_of_chunk)
+        texts = [self.tokenizer.decode(self._until_stop(row, stop_at_end_of_chunk), skip_special_tokens=True)
+                 for row in tokens.tolist()]
+        return texts[0] if single else texts
+
+    def _stop_ids(self, stop_at_end_of_chunk: bool) -> list[int]:
+        ids = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+        return ids + ([self.end_of_chunk_token_id] if stop_at_end_of_chunk else [])
+
+    def _until_stop(self, row: list[int], stop_at_end_of_chunk: bool) -> list[int]:
+        stops = set(self._stop_ids(stop_at_end_of_chunk))
+        for i, token in enumerate(row):
+            if token in stops:
+                return row[:i]
+        return row
+
+    @torch.no_grad()
+    def generate_ids(
+        self,
+        batch: Prompts,
+        *,
+        max_new_tokens: int,
+        sampling: SamplingConfig | None = None,
+        stop_at_end_of_chunk: bool = True,
+    ) -> torch.Tensor:
+        """New token ids [B, N] (N ≤ max_new_tokens; finished rows padded with pad_token_id).
+
+        The prompt is prefilled once; each step feeds one token through the LM's KV cache.
+        The media keys/values of every cross-attention layer are computed on the first step
+        and reused from the request (``MediaRequest.keys_values``) at every later one.
+        """
+        sampling = sampling or SamplingConfig()
+        generator = torch.Generator(device=self.device).manual_seed(sampling.seed) if sampling.seed is not None else None
+        stop_ids = torch.tensor(self._stop_ids(stop_at_end_of_chunk), device=self.device)
+        banned = [self.image_token_id, self.tokenizer.pad_token_id]  # a generated <image> would have no media
+        request = self._request(batch.media)
+        media_count = (batch.input_ids == self.image_token_id).sum(-1, keepdim=True)  # [B, 1]
+        generated = []
+        with self._using(request):
+            inputs = self._first_inputs(batch.input_ids, batch.attention_mask, batch.media, request)["lm"]
+            attention_mask, position_ids = inputs["attention_mask"], inputs["position_ids"]
+            out = self._lm(**inputs, use_cache=True)
+            finished = torch.zeros(batch.input_ids.shape[0], dtype=torch.bool, device=self.device)
+            for _ in range(max_new_tokens):
+                logits = out.logits[:, -1].float()  # [B, V]
+                logits[:, banned] = -float("inf")
+                token = next_tokens(logits, sampling, generator)
+                token = token.masked_fill(finished, self.tokenizer.pad_token_id)
+                generated.append(token)
+                finished |= torch.isin(token, stop_ids)
+                if finished.all():
+                    break
+                attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(token), 1)], dim=-1)
+                position_ids = position_ids[:, -1:] + 1
+                if request is not None:
+                    request.set_text_time(media_count)  # new tokens follow all of the prompt's media
+                out = self._lm(input_ids=token[:, None], attention_mask=attention_mask,
+                               position_ids=position_ids, cache=out.cache, use_cache=True)
+        if not generated:
+            return batch.input_ids.new_zeros(batch.input_ids.shape[0], 0)
+        return torch.stack(generated, dim=1)
+
+
+def _check_pts(pts: torch.Tensor, frames_shape: torch.Size, single: bool) -> None:
+    if single:
+        pts = pts[None]
+    if tuple(pts.shape) != tuple(frames_shape):
+        raise FrameFormatError(f"pts must have shape {tuple(frames_shape)} (one time per frame), got {tuple(pts.shape)}")
+    if not torch.isfinite(pts).all() or (pts.diff(dim=-1) < 0).any():
+        raise FrameFormatError("pts must be finite and non-decreasing within each window")

@@ -1,0 +1,93 @@
+"""save_pretrained → load_model rebuilds the same function; the loader owns freezing."""
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import heron
+from heron.errors import CheckpointMismatchError, ConfigError, UnsupportedArchitectureError
+from heron.models import build_model, save_pretrained
+
+from .conftest import open_gates, random_frames, tiny_config
+
+PROMPT = "<image>A clip.<|endofchunk|><image>Another"
+
+
+def _logits(model, media):
+    batch = model.prepare([PROMPT], [media])
+    with torch.no_grad():
+        return model(batch.input_ids, batch.attention_mask, batch.media).logits
+
+
+@pytest.mark.parametrize("connector", ["gated_xattn", "linear_prefix"])
+def test_save_then_load_gives_identical_logits(tmp_path, rng, connector):
+    model = heron.load_model(tiny_config("llama", connector=connector))
+    open_gates(model, 0.7)
+    with torch.no_grad():  # make Heron's weights differ from a fresh init
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.1)
+    media = [random_frames(rng), random_frames(rng, frames=3)]
+    save_pretrained(model, tmp_path / "m")
+    assert {p.name for p in (tmp_path / "m").iterdir()} >= {"heron.yaml", "model.safetensors", "vision", "lm", "tokenizer.json"}
+    loaded = heron.load_model(tmp_path / "m")
+    torch.testing.assert_close(_logits(loaded, media), _logits(model, media), rtol=0, atol=0)
+    assert loaded.generate(PROMPT, media, max_new_tokens=5) == model.generate(PROMPT, media, max_new_tokens=5)
+
+
+def test_only_heron_parts_are_trainable():
+    model = heron.load_model(tiny_config("gpt2"))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable, "nothing would train"
+    for name in trainable:
+        assert name.startswith(("encoder.time_embeddings.", "encoder.resampler.")) or ".gated_cross_attn_layer." in name, name
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert any(n.startswith("encoder.backbone.") for n in frozen) and any(n.startswith("lm.") for n in frozen)
+    assert any(".gated_cross_attn_layer." in n for n in trainable) and "encoder.time_embeddings.embeddings" in trainable
+
+    end_to_end = heron.load_model(tiny_config("gpt2"), trainable="end_to_end")
+    names = {n for n, p in end_to_end.named_parameters() if p.requires_grad}
+    assert {"lm.transformer.h.0.attn.c_attn.weight", "lm.transformer.h.1.decoder_layer.attn.c_attn.weight"} <= names
+    assert not any(n.startswith("encoder.backbone.") for n in names)
+
+
+def test_mismatched_weights_list_the_offending_keys(tmp_path):
+    model = heron.load_model(tiny_config("gpt2"))
+    save_pretrained(model, tmp_path / "m")
+    weights = load_file(str(tmp_path / "m" / "model.safetensors"))
+    weights.pop("encoder.resampler.latents")
+    weights["encoder.time_embeddings.embeddings"] = torch.zeros(9, 1, 24)
+    weights["stray.weight"] = torch.zeros(1)
+    save_file(weights, str(tmp_path / "m" / "model.safetensors"))
+    with pytest.raises(CheckpointMismatchError) as err:
+        heron.load_model(tmp_path / "m")
+    message = str(err.value)
+    assert "encoder.resampler.latents" in message and "stray.weight" in message
+    assert "encoder.time_embeddings.embeddings (file (9, 1, 24) vs model (4, 1, 24))" in message
+
+
+def test_unknown_architecture_names_the_config_key():
+    model = build_model(tiny_config("gpt2"))
+    cfg = tiny_config("gpt2")
+    cfg.lm.decoder_layers_attr = "transformer.nope"
+    with pytest.raises(UnsupportedArchitectureError, match="lm.decoder_layers_attr"):
+        build_model(cfg)
+    model.lm.config.model_type = "mystery"
+    from heron.models.lm import decoder_layers_path
+
+    with pytest.raises(UnsupportedArchitectureError, match="set `lm.decoder_layers_attr`"):
+        decoder_layers_path(model.lm)
+    assert decoder_layers_path(model.lm, "transformer.h") == "transformer.h"
+
+
+def test_preset_and_config_errors(tmp_path):
+    assert heron.load_model("tiny").config.name == "tiny"
+    with pytest.raises(ConfigError, match="no config file or preset named 'nope'"):
+        heron.load_model("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  resampler: {depth: two}\n")
+    with pytest.raises(ConfigError, match=r"resampler.depth must be int"):
+        heron.load_model(bad)
+    bad.write_text("model:\n  resampler: {depht: 2}\n")
+    with pytest.raises(ConfigError, match="unknown key.*depht"):
+        heron.load_model(bad)
