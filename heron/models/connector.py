@@ -23,6 +23,7 @@ def splice_media(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     media_embeds: torch.Tensor,
+    media_mask: torch.Tensor,
     image_token_id: int,
     *,
     labels: torch.Tensor | None = None,
@@ -30,20 +31,21 @@ def splice_media(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Replace the k-th ``<image>`` of each row by its R media embeddings.
 
-    embeds [B, L, D], input_ids/attention_mask [B, L], media_embeds [B, M, R, D] →
-    embeds [B, L', D], attention_mask [B, L'], labels [B, L'] (media positions get -100).
-    Rows grow by (R - 1) per marker and are re-padded on the left (generation) or right (training).
+    embeds [B, L, D], input_ids/attention_mask [B, L], media_embeds [B, M, N, D] with
+    media_mask bool [B, M, N] (padding tokens are dropped) → embeds [B, L', D],
+    attention_mask [B, L'], labels [B, L'] (media positions get -100).
+    Rows grow by (n_k - 1) per marker and are re-padded on the left (generation) or right (training).
     """
-    num_latents = media_embeds.shape[2]
     rows, masks, row_labels = [], [], []
     for b in range(embeds.shape[0]):
         pieces, mask_pieces, label_pieces, start = [], [], [], 0
         markers = (input_ids[b] == image_token_id).nonzero().flatten().tolist()
         for k, pos in enumerate(markers):
-            pieces += [embeds[b, start:pos], media_embeds[b, k]]
-            mask_pieces += [attention_mask[b, start:pos], attention_mask.new_ones(num_latents)]
+            item = media_embeds[b, k][media_mask[b, k]]  # [n_k, D]
+            pieces += [embeds[b, start:pos], item]
+            mask_pieces += [attention_mask[b, start:pos], attention_mask.new_ones(len(item))]
             if labels is not None:
-                label_pieces += [labels[b, start:pos], labels.new_full((num_latents,), -100)]
+                label_pieces += [labels[b, start:pos], labels.new_full((len(item),), -100)]
             start = pos + 1
         pieces.append(embeds[b, start:])
         mask_pieces.append(attention_mask[b, start:])

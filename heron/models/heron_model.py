@@ -29,19 +29,23 @@ from heron.models.media_state import MediaRequest, MediaState
 from heron.models.sampling import SamplingConfig, next_tokens
 from heron.models.tokenizer import END_OF_CHUNK_TOKEN, IMAGE_TOKEN
 
-MediaItem = torch.Tensor | np.ndarray  # uint8 frames [T, H, W, 3] / image [H, W, 3], or latents [R, d]
+# uint8 frames [T, H, W, 3] / an image [H, W, 3], or latents [n, d]: one window's R tokens, or
+# several windows' tokens concatenated in time order (n = k * R).
+MediaItem = torch.Tensor | np.ndarray
 
 
 @dataclass
 class Prompts:
     """A tokenised, left-padded batch of prompts with its media.
 
-    input_ids, attention_mask: [B, L]; media: [B, M, R, d_visual] (zero-padded rows).
+    input_ids, attention_mask: [B, L]; media: [B, M, N, d_visual] where N is the longest item's
+    token count; media_mask: bool [B, M, N], False on padding (absent items, short items).
     """
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     media: torch.Tensor
+    media_mask: torch.Tensor
 
 
 class HeronModel(nn.Module):
@@ -106,8 +110,8 @@ class HeronModel(nn.Module):
         latents = self.encoder(frames.to(self.device))  # [B, R, d]
         return latents[0] if single else latents
 
-    def _media_latents(self, items: list[MediaItem]) -> torch.Tensor:
-        """Media items of one prompt → [M, R, d]; frames are encoded, latents passed through."""
+    def _media_latents(self, items: list[MediaItem]) -> list[torch.Tensor]:
+        """Media items of one prompt → a list of latents [n_i, d]; frames are encoded."""
         num_latents, dim = self.encoder.num_latents, self.encoder.dim
         out = []
         for i, item in enumerate(items):
@@ -115,16 +119,27 @@ class HeronModel(nn.Module):
             if item.dtype == torch.uint8:
                 window = item[None] if item.ndim == 3 else item  # an image is a 1-frame window
                 out.append(self.encode(window))
-            elif item.is_floating_point() and tuple(item.shape) == (num_latents, dim):
+            elif item.is_floating_point() and item.ndim == 2 and item.shape[1] == dim and item.shape[0] > 0:
                 out.append(item.to(self.device, self.dtype))
             else:
                 raise FrameFormatError(
                     f"media item {i} must be uint8 frames [T, H, W, 3] / [H, W, 3] or latents "
-                    f"[{num_latents}, {dim}]; got {item.dtype} {tuple(item.shape)}"
+                    f"[{num_latents}, {dim}] (or k windows concatenated, [k*{num_latents}, {dim}]); "
+                    f"got {item.dtype} {tuple(item.shape)}"
                 )
-        if not out:
-            return torch.zeros(0, num_latents, dim, device=self.device, dtype=self.dtype)
-        return torch.stack(out).to(self.dtype)
+        return out
+
+    def pad_media(self, per_prompt: list[list[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents per prompt → media [B, M, N, d] zero-padded, and media_mask bool [B, M, N]."""
+        num_media = max((len(items) for items in per_prompt), default=0)
+        num_tokens = max((lat.shape[0] for items in per_prompt for lat in items), default=self.encoder.num_latents)
+        media = torch.zeros(len(per_prompt), num_media, num_tokens, self.encoder.dim, device=self.device, dtype=self.dtype)
+        mask = torch.zeros(len(per_prompt), num_media, num_tokens, dtype=torch.bool, device=self.device)
+        for row, items in enumerate(per_prompt):
+            for m, lat in enumerate(items):
+                media[row, m, : lat.shape[0]] = lat
+                mask[row, m, : lat.shape[0]] = True
+        return media, mask
 
     # --- prompts ----------------------------------------------------------------------------
 
@@ -138,20 +153,16 @@ class HeronModel(nn.Module):
         for row, (count, items) in enumerate(zip(markers, media)):
             if count != len(items):
                 raise MediaCountMismatchError(count, len(items), row=row if len(prompts) > 1 else None)
-        latents = [self._media_latents(items) for items in media]
-        num_media = max(len(items) for items in media)
-        padded = torch.zeros(len(prompts), num_media, self.encoder.num_latents, self.encoder.dim,
-                             device=self.device, dtype=self.dtype)  # [B, M, R, d]
-        for row, lat in enumerate(latents):
-            padded[row, : lat.shape[0]] = lat
+        padded, media_mask = self.pad_media([self._media_latents(items) for items in media])
         limit = self.max_context
         if limit is not None:
-            longest = int(attention_mask.sum(-1).max())
-            if self.projector is not None:
-                longest += max(markers) * (self.encoder.num_latents - 1)
+            longest = attention_mask.sum(-1)  # [B]
+            if self.projector is not None:  # each marker becomes its item's tokens
+                longest = longest + media_mask.sum(dim=(1, 2)).cpu() - torch.tensor(markers)
+            longest = int(longest.max())
             if longest + max_new_tokens > limit:
                 raise PromptTooLongError(longest, limit, max_new_tokens=max_new_tokens)
-        return Prompts(input_ids.to(self.device), attention_mask.to(self.device), padded)
+        return Prompts(input_ids.to(self.device), attention_mask.to(self.device), padded, media_mask)
 
     # --- language model -------------------------------------------------------------------
 
@@ -161,10 +172,12 @@ class HeronModel(nn.Module):
         attention_mask: torch.Tensor | None = None,
         media: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        media_mask: torch.Tensor | None = None,
     ):
         """Logits for an interleaved batch (teacher forcing).
 
-        input_ids [B, L] with one <image> per media item; media: latents [B, M, R, d_visual].
+        input_ids [B, L] with one <image> per media item; media: latents [B, M, N, d_visual]
+        with media_mask bool [B, M, N] (None = every token is real).
         With the linear_prefix connector the sequence grows by R - 1 per marker and the
         returned ``labels`` (if given) are aligned to it. Returns the LM's output (``.logits``
         [B, L', V]) with ``.labels`` set to the labels aligned to the logits.
@@ -174,22 +187,24 @@ class HeronModel(nn.Module):
         if media is None:
             media = torch.zeros(input_ids.shape[0], 0, self.encoder.num_latents, self.encoder.dim,
                                 device=input_ids.device, dtype=self.dtype)
-        request = self._request(media)
+        if media_mask is None:
+            media_mask = torch.ones(media.shape[:3], dtype=torch.bool, device=media.device)
+        request = self._request(media, media_mask)
         with self._using(request):
-            inputs = self._first_inputs(input_ids, attention_mask, media, request, labels=labels, pad_left=False)
+            inputs = self._first_inputs(input_ids, attention_mask, media, media_mask, request, labels=labels, pad_left=False)
             out = self._lm(**inputs["lm"])
         out["labels"] = inputs["labels"]
         return out
 
-    def _request(self, media: torch.Tensor) -> MediaRequest | None:
+    def _request(self, media: torch.Tensor, media_mask: torch.Tensor) -> MediaRequest | None:
         if self.projector is not None:
             return None
-        return MediaRequest(media=media.to(self.dtype), mode=self.config.xattn.media_attention)
+        return MediaRequest(media=media.to(self.dtype), media_mask=media_mask, mode=self.config.xattn.media_attention)
 
     def _using(self, request: MediaRequest | None):
         return self.media_state.use(request) if request is not None else nullcontext()
 
-    def _first_inputs(self, input_ids, attention_mask, media, request, *, labels=None, pad_left=True) -> dict:
+    def _first_inputs(self, input_ids, attention_mask, media, media_mask, request, *, labels=None, pad_left=True) -> dict:
         """LM inputs for a whole prompt: token ids (xattn), or spliced embeddings (linear_prefix)."""
         if request is not None:
             request.set_text_time((input_ids == self.image_token_id).cumsum(-1))  # [B, L]
@@ -197,7 +212,7 @@ class HeronModel(nn.Module):
         else:
             embeds = self.lm.get_input_embeddings()(input_ids)  # [B, L, D]
             embeds, attention_mask, labels = splice_media(
-                embeds, input_ids, attention_mask, self.projector(media), self.image_token_id,
+                embeds, input_ids, attention_mask, self.projector(media), media_mask, self.image_token_id,
                 labels=labels, pad_left=pad_left,
             )
             lm_inputs = dict(inputs_embeds=embeds, attention_mask=attention_mask)
@@ -267,11 +282,11 @@ class HeronModel(nn.Module):
         generator = torch.Generator(device=self.device).manual_seed(sampling.seed) if sampling.seed is not None else None
         stop_ids = torch.tensor(self._stop_ids(stop_at_end_of_chunk), device=self.device)
         banned = [self.image_token_id, self.tokenizer.pad_token_id]  # a generated <image> would have no media
-        request = self._request(batch.media)
+        request = self._request(batch.media, batch.media_mask)
         media_count = (batch.input_ids == self.image_token_id).sum(-1, keepdim=True)  # [B, 1]
         generated = []
         with self._using(request):
-            inputs = self._first_inputs(batch.input_ids, batch.attention_mask, batch.media, request)["lm"]
+            inputs = self._first_inputs(batch.input_ids, batch.attention_mask, batch.media, batch.media_mask, request)["lm"]
             attention_mask, position_ids = inputs["attention_mask"], inputs["position_ids"]
             out = self._lm(**inputs, use_cache=True)
             finished = torch.zeros(batch.input_ids.shape[0], dtype=torch.bool, device=self.device)

@@ -23,11 +23,13 @@ from heron.models.xattn import MaskedCrossAttention, text_to_media_mask
 class MediaRequest:
     """One request's visual tokens and where its text stands relative to them.
 
-    media: [B, M, R, d_visual] (rows with fewer items are zero-padded; padding is never visible).
+    media: [B, M, N, d_visual], zero-padded; media_mask: bool [B, M, N], False on padding
+    (absent items, or items with fewer than N tokens), which is never visible.
     text_time: long [B, L] for the tokens of the current forward call (set before each call).
     """
 
     media: torch.Tensor
+    media_mask: torch.Tensor
     mode: str  # "immediate" | "all_previous"
     text_time: torch.Tensor | None = None
     _keys_values: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
@@ -37,10 +39,11 @@ class MediaRequest:
         self.text_time, self._mask = text_time, None
 
     def mask(self) -> torch.Tensor:
-        """bool [B, 1, L, M*R], computed once per forward call and shared by all layers."""
+        """bool [B, 1, L, M*N], computed once per forward call and shared by all layers."""
         if self._mask is None:
-            _, num_media, num_latents, _ = self.media.shape
-            self._mask = text_to_media_mask(self.text_time, num_media, num_latents, self.mode)
+            _, num_media, num_tokens, _ = self.media.shape
+            allowed = text_to_media_mask(self.text_time, num_media, num_tokens, self.mode)
+            self._mask = allowed & self.media_mask.flatten(1)[:, None, None, :]
         return self._mask
 
     def keys_values(self, layer: int, attention: MaskedCrossAttention) -> tuple[torch.Tensor, torch.Tensor]:

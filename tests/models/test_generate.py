@@ -116,7 +116,7 @@ def test_concurrent_requests_never_share_media(rng):
 def test_media_is_cleared_after_an_error(rng):
     model = build_model(tiny_config("gpt2")).eval()
     with pytest.raises(RuntimeError):
-        with model.media_state.use(model._request(torch.zeros(1, 1, 3, 24))):
+        with model.media_state.use(model._request(torch.zeros(1, 1, 3, 24), torch.ones(1, 1, 3, dtype=torch.bool))):
             raise RuntimeError("boom")
     assert model.media_state.current() is None
 
@@ -127,3 +127,21 @@ def test_cached_latents_give_the_same_answer_as_frames(rng):
     frames = random_frames(rng, frames=4)
     latents = model.encode(frames)
     assert model.generate(PROMPT, [frames], max_new_tokens=6) == model.generate(PROMPT, [latents], max_new_tokens=6)
+
+
+def test_items_of_several_windows_are_masked_not_padded_into_attention():
+    """A media item may be several windows' latents concatenated ([k*R, d]); the zero padding
+    that lets it share a batch with a shorter item must be invisible to the shorter one."""
+    model = build_model(tiny_config("llama")).eval()
+    open_gates(model, 1.0)
+    torch.manual_seed(0)
+    one_window, three_windows = torch.randn(3, 24), torch.randn(9, 24)
+    prompts = ["<image>Q: what? A:", "<image>Q: and what? A:"]
+    batch = model.prepare(prompts, [[one_window], [three_windows]])
+    assert batch.media.shape == (2, 1, 9, 24) and batch.media_mask.sum().item() == 12
+    with torch.no_grad():
+        together = model(batch.input_ids, batch.attention_mask, batch.media, media_mask=batch.media_mask).logits[:, -1]
+        for row, item in enumerate([one_window, three_windows]):
+            alone = model.prepare(prompts[row : row + 1], [[item]])
+            logits = model(alone.input_ids, alone.attention_mask, alone.media, media_mask=alone.media_mask).logits[0, -1]
+            torch.testing.assert_close(together[row], logits, rtol=0, atol=1e-5)

@@ -49,7 +49,7 @@ def test_linear_prefix_batches_rows_with_different_media_counts(rng):
 
     def last_logits(batch_prompts, batch_media):
         batch = model.prepare(batch_prompts, batch_media)
-        inputs = model._first_inputs(batch.input_ids, batch.attention_mask, batch.media, None)["lm"]
+        inputs = model._first_inputs(batch.input_ids, batch.attention_mask, batch.media, batch.media_mask, None)["lm"]
         with torch.no_grad():
             return model._lm(**inputs).logits[:, -1]  # [B, V]
 

@@ -28,7 +28,7 @@ def test_frames_must_be_uint8_rgb(model, rng):
     with pytest.raises(FrameFormatError, match="3 colour channels"):
         model.encode(np.zeros((2, 16, 16, 4), dtype=np.uint8))
     with pytest.raises(FrameFormatError, match=r"latents \[3, 24\]"):
-        model.generate("<image>", [torch.zeros(5, 24)])
+        model.generate("<image>", [torch.zeros(5, 7)])
     with pytest.raises(FrameFormatError, match="pts must have shape"):
         model.encode(random_frames(rng, frames=4), pts=np.arange(3.0))
     with pytest.raises(FrameFormatError, match="non-decreasing"):

@@ -1,0 +1,34 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both create .venv on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export RAY_AUTH_MODE ?= disabled
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup demo test test-fast clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -U pip
+	# torch first, pinned: on the project's machines this exact build is served from local disk
+	$(VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## demo: make a sample video and ask Heron about it, end to end (Ray actors, embedded Redis)
+demo: setup
+	$(PY) -m heron.demo
+
+## test: every test that can run here; a throw-away Redis and one local Ray are started by the test session
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+## test-fast: unit tests only (no Ray, no Redis)
+test-fast: setup
+	$(PY) -m pytest -q -m "not integration"
+
+clean:
+	rm -rf $(VENV) .pytest_cache
