@@ -121,3 +121,7 @@ class EmptyQuestionError(HeronError, ValueError):
 
 class StateStoreError(HeronError):
     """Redis could not be reached or holds data Heron cannot read."""
+
+
+class UnsupportedSourceError(SourceError, ValueError):
+    """The source is neither a local file nor an http(s) URL (e.g. an ftp:// or s3:// address)."""

@@ -44,6 +44,12 @@ def write_video(
         stream = container.add_stream(codec_name, rate=Fraction(round(fps * 1000), 1000))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
         stream.time_base = time_base
+        # The encoder keeps its own time base (1/fps by default); without this, VFR pts are
+        # rounded to 1/fps ticks, collide, and the muxer rejects non-increasing timestamps.
+        stream.codec_context.time_base = time_base
+        if codec_name == "libx265":
+            # libx265 prints its banner and stats to stderr at "info" level on every file.
+            stream.codec_context.options = {"x265-params": "log-level=error"}
         if gop is not None:
             stream.codec_context.gop_size = gop
         for i, frame in enumerate(frames):
