@@ -1,1 +1,5 @@
-"""actors"""
+"""Ray actors over the pipeline stages (decode on CPU, encode on GPU when present, answer)."""
+
+from heron.actors.stages import AnswerActor, DecodeActor, EncodeActor, actor_options, remote
+
+__all__ = ["AnswerActor", "DecodeActor", "EncodeActor", "actor_options", "remote"]

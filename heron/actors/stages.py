@@ -1,0 +1,60 @@
+"""Ray actors: thin wrappers over the plain pipeline stages, with resources and restart policy.
+
+Each actor builds its stage in ``__init__`` (loading the model once) and does the work in plain
+method calls. Nothing an actor holds is needed after a crash: latents and dialogue are in Redis,
+so Ray may restart it (``max_restarts``) and retry the call in flight (``max_task_retries``).
+A restarted decode actor starts its source over; windows are keyed by index, so re-encoding a
+window overwrites it with the same value.
+"""
+
+from __future__ import annotations
+
+import ray
+
+from heron.models import load_model
+from heron.pipeline.answer import Answer, AnswerStage
+from heron.pipeline.config import ActorResources, AnswerConfig, PipelineConfig
+from heron.pipeline.decode_stage import DecodeStage
+from heron.pipeline.encode import EncodeStage
+from heron.pipeline.store import RedisStateStore
+from heron.pipeline.types import FrameBatch, MediaChunk
+
+
+def actor_options(resources: ActorResources) -> dict:
+    return dict(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_restarts=resources.max_restarts,
+                max_task_retries=resources.max_task_retries, max_concurrency=resources.max_concurrency)
+
+
+class DecodeActor:
+    def __init__(self, source: str, cfg: PipelineConfig, start: float | None, end: float | None, source_id: str):
+        self.stage = DecodeStage(source, cfg.decode, start=start, end=end, source_id=source_id)
+
+    def next(self, n: int) -> list[FrameBatch]:
+        return self.stage.next(n)
+
+    def stats(self) -> dict:
+        return self.stage.stats()
+
+
+class EncodeActor:
+    def __init__(self, cfg: PipelineConfig):
+        self.stage = EncodeStage(load_model(cfg.model, device=cfg.device, trainable="none"))
+
+    def encode(self, batches: list[FrameBatch]) -> list[MediaChunk]:
+        return self.stage(batches)
+
+    def counters(self) -> dict[str, int]:
+        return self.stage.counters()
+
+
+class AnswerActor:
+    def __init__(self, cfg: PipelineConfig, store: RedisStateStore):
+        self.stage = AnswerStage(load_model(cfg.model, device=cfg.device, trainable="none"), store, cfg.answer)
+
+    def answer(self, question: str, source_id: str, start: float, end: float, session_id: str | None) -> Answer:
+        return self.stage(question, source_id, start=start, end=end, session_id=session_id)
+
+
+def remote(cls: type, resources: ActorResources):
+    """``cls`` as a Ray actor class with ``resources`` applied."""
+    return ray.remote(**actor_options(resources))(cls)

@@ -1,0 +1,73 @@
+"""Answer stage: a question + the cached windows of a time range → answer text and the spans used."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from heron.errors import EmptyQuestionError, EmptyVideoError
+from heron.models.heron_model import HeronModel
+from heron.pipeline.config import AnswerConfig
+from heron.pipeline.prompts import evenly_spaced, question_prompt
+from heron.pipeline.store import RedisStateStore
+
+
+@dataclass
+class Answer:
+    text: str
+    spans: list[tuple[float, float]]  # (start, end) seconds of each window the answer used
+    session_id: str
+    source_id: str
+    windows_used: int
+    seconds: float  # wall time to answer
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_question(question: str) -> str:
+    if not question or not question.strip():
+        raise EmptyQuestionError("the question is empty; ask something about the video")
+    return question.strip()
+
+
+class AnswerStage:
+    """Holds the gated LM; reads latents and dialogue from Redis, writes the new turns back.
+
+    Stateless between calls (everything that matters is in Redis), so Ray may restart it or run
+    several calls at once: each call's media lives only inside its own ``generate``.
+    """
+
+    def __init__(self, model: HeronModel, store: RedisStateStore, cfg: AnswerConfig):
+        self.model, self.store, self.cfg = model.eval(), store, cfg
+
+    def __call__(
+        self,
+        question: str,
+        source_id: str,
+        *,
+        start: float = 0.0,
+        end: float = float("inf"),
+        session_id: str | None = None,
+    ) -> Answer:
+        clock = time.perf_counter()
+        question = check_question(question)
+        session_id = session_id or uuid.uuid4().hex[:12]
+        chunks = self.store.chunks_in_range(source_id, start, min(end, 1e12))
+        if not chunks:
+            raise EmptyVideoError(f"no encoded windows of source {source_id} between {start:g} s and {end:g} s")
+        chosen = [chunks[i] for i in evenly_spaced(len(chunks), self.cfg.max_windows)]
+        media = torch.from_numpy(np.concatenate([c.latents for c in chosen]).astype(np.float32))  # [k*R, d]
+        turns = self.store.get_dialogue(session_id, last_n=2 * self.cfg.history_turns)
+        history = [(q.text, a.text) for q, a in zip(turns[::2], turns[1::2]) if q.role == "user" and a.role == "assistant"]
+        text = self.model.generate(question_prompt(question, history), [media],
+                                   max_new_tokens=self.cfg.max_new_tokens).strip()
+        spans = [(c.t_start, c.t_end) for c in chosen]
+        self.store.append_turn(session_id, "user", question, meta={"source_id": source_id, "start": start,
+                                                                     "end": None if end == float("inf") else end})
+        self.store.append_turn(session_id, "assistant", text, meta={"spans": spans})
+        return Answer(text, spans, session_id, source_id, len(chosen), time.perf_counter() - clock)

@@ -1,0 +1,49 @@
+"""Encode stage: windows of frames → MediaChunks (visual latents), frames batched across windows."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from heron.models.heron_model import HeronModel
+from heron.pipeline.types import FrameBatch, MediaChunk
+
+log = logging.getLogger(__name__)
+
+
+class EncodeStage:
+    """Holds the model; ``__call__`` encodes a list of windows in as few forward passes as it can.
+
+    Windows with the same frame shape (all but possibly the last of a source) go through the
+    vision backbone and resampler as one batch [B, T, H, W, 3].
+    """
+
+    def __init__(self, model: HeronModel):
+        self.model = model.eval()
+        self.windows_encoded = 0  # counters for reports and tests (this process only)
+        self.calls = 0
+
+    @torch.no_grad()
+    def __call__(self, batches: list[FrameBatch]) -> list[MediaChunk]:
+        if not batches:
+            return []
+        self.calls += 1
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for i, batch in enumerate(batches):
+            groups[batch.frames.shape].append(i)
+        latents: list[np.ndarray | None] = [None] * len(batches)
+        for indices in groups.values():
+            frames = torch.from_numpy(np.stack([batches[i].frames for i in indices]))  # [B, T, H, W, 3]
+            out = self.model.encode(frames).float().cpu().numpy()  # [B, R, d]
+            for row, i in enumerate(indices):
+                latents[i] = out[row]
+        self.windows_encoded += len(batches)
+        return [
+            MediaChunk(b.source_id, b.index, b.t_start, b.t_end, lat) for b, lat in zip(batches, latents)
+        ]
+
+    def counters(self) -> dict[str, int]:
+        return {"calls": self.calls, "windows_encoded": self.windows_encoded}

@@ -1,0 +1,76 @@
+"""`heron ask` end to end: real Ray actors (decode → encode → answer), a real Redis, the tiny model."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import pytest
+
+from heron.errors import EmptyQuestionError, SourceNotFoundError, TimeRangeError
+from heron.pipeline.config import load_pipeline_config
+from heron.pipeline.service import Heron
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def heron(ray_session, redis_url, store):
+    cfg = load_pipeline_config("tiny")  # 1 fps, 4-frame windows, tiny model
+    service = Heron(cfg, redis_url=redis_url, progress=False)
+    service.store = store.with_settings(service.store._settings)  # private namespace per test
+    yield service
+    service.close()
+
+
+def test_ask_runs_the_whole_pipeline_and_caches_windows(heron, sample_video):
+    result = heron.ask(sample_video, "What moves across the frame?")
+    ingest, answer = result.ingest, result.answer
+    assert not ingest.cached and ingest.decoder.startswith("decord")
+    assert ingest.frames_sampled == 10 and ingest.windows_encoded == 3  # 10 s at 1 fps in windows of 4
+    assert isinstance(answer.text, str) and answer.windows_used == 3
+    assert answer.spans == [(0.0, 3.0), (4.0, 7.0), (8.0, 9.0)]
+    chunks = heron.store.chunks_in_range(ingest.source_id, 0, 10)
+    assert [c.index for c in chunks] == [0, 1, 2]
+    assert chunks[0].latents.shape == (4, 32) and str(chunks[0].latents.dtype) == "float16"
+    info = heron.store.source_info(ingest.source_id)
+    assert info.complete and info.cached_windows == 3 and math.isclose(info.duration_s, 10.0, abs_tol=0.2)
+    turns = heron.store.get_dialogue(answer.session_id)
+    assert [t.role for t in turns] == ["user", "assistant"] and turns[1].text == answer.text
+    assert turns[1].meta["spans"] == [list(s) for s in answer.spans]
+
+
+def test_second_question_decodes_and_encodes_nothing_until_cleared(heron, sample_video):
+    first = heron.ask(sample_video, "What colour is the square?")
+    assert heron.encoder_counters() == [{"calls": 1, "windows_encoded": 3}]
+    second = heron.ask(sample_video, "Where does it go?", session_id=first.answer.session_id)
+    assert second.ingest.cached and second.ingest.frames_decoded == 0 and second.ingest.windows_encoded == 0
+    assert heron.encoder_counters() == [{"calls": 1, "windows_encoded": 3}]  # not called again
+    assert len(heron.store.get_dialogue(first.answer.session_id)) == 4  # the follow-up joined the dialogue
+
+    heron.store.clear_source(first.ingest.source_id)
+    third = heron.ask(sample_video, "And now?")
+    assert not third.ingest.cached and third.ingest.windows_encoded == 3
+    assert heron.encoder_counters() == [{"calls": 2, "windows_encoded": 6}]
+
+
+def test_time_range_uses_only_its_windows_and_is_cached_by_content(heron, sample_video, tmp_path):
+    result = heron.ask(sample_video, "What happens here?", start=4.5, end=7.0)
+    assert result.answer.spans == [(4.0, 7.0)]  # aligned down to the window grid
+    assert result.ingest.windows_encoded == 1
+    copy = tmp_path / "copy.mp4"
+    shutil.copy(sample_video, copy)  # same bytes, other path: same content id, cache hit
+    again = heron.ask(str(copy), "And here?", start=4.0, end=6.0)
+    assert again.ingest.cached and again.answer.spans == [(4.0, 7.0)]
+    whole = heron.ask(sample_video, "And overall?")  # the range did not mark the source complete
+    assert not whole.ingest.cached and whole.answer.windows_used == 3
+
+
+def test_bad_input_is_rejected_before_any_work(heron, tmp_path, sample_video):
+    with pytest.raises(EmptyQuestionError):
+        heron.ask(sample_video, "   ")
+    with pytest.raises(SourceNotFoundError):
+        heron.ask(str(tmp_path / "missing.mp4"), "What?")
+    with pytest.raises(TimeRangeError):
+        heron.ask(sample_video, "What?", start=8, end=2)
+    assert heron._encoders == [] and heron._answerer is None  # nothing was started
