@@ -176,7 +176,9 @@ class Heron:
                                    n_windows=report.windows_encoded if whole else None, complete=True if whole else None)
         report.seconds = time.perf_counter() - clock
         if report.truncated_at is not None:
-            log.warning("%s is corrupt from %.1f s: answers cover only what decoded", source, report.truncated_at)
+            length = f"{probe.info.duration:.1f} s" if probe.info.duration else "an unknown length"
+            log.warning("%s: decoded %.1f s of %s; the rest is corrupt, so answers cover only what decoded",
+                        source, report.truncated_at, length)
         return report
 
     def _cached_windows(self, source_id: str, start: float | None, end: float | None) -> int | None:

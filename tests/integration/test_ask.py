@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
+
+import numpy as np
 
 import pytest
 
@@ -74,3 +77,19 @@ def test_bad_input_is_rejected_before_any_work(heron, tmp_path, sample_video):
     with pytest.raises(TimeRangeError):
         heron.ask(sample_video, "What?", start=8, end=2)
     assert heron._encoders == [] and heron._answerer is None  # nothing was started
+
+
+def test_video_corrupt_part_way_answers_over_what_decoded(heron, tmp_path, caplog):
+    from heron.data.video_writer import write_video
+
+    rng = np.random.default_rng(5)
+    path = write_video(tmp_path / "noisy.webm", rng.integers(0, 256, (80, 48, 64, 3), dtype=np.uint8), fps=8)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.webm"
+    cut.write_bytes(data[: len(data) // 2])  # Matroska: the first half still plays
+    with caplog.at_level(logging.WARNING, logger="heron.pipeline.service"):
+        result = heron.ask(str(cut), "What is there?")
+    truncated = result.ingest.truncated_at
+    assert truncated is not None and 2.0 < truncated < 8.0
+    assert f"decoded {truncated:.1f} s of 10.0 s" in caplog.text
+    assert result.answer.spans and result.answer.spans[-1][1] <= truncated
