@@ -3,6 +3,7 @@
     heron ask SOURCE QUESTION [--session S] [--from A] [--to B] [--json]
     heron cache ls | heron cache clear [SOURCE]
     heron data synth --out DIR --n N --seed S
+    heron convert openflamingo CHECKPOINT --out DIR
 
 Errors a user can cause print one line and exit non-zero; ``--debug`` shows the traceback.
 """
@@ -109,6 +110,12 @@ def cmd_data(args, rest: list[str]) -> int:
     return synth_main(rest) or 0
 
 
+def cmd_convert(args, rest: list[str]) -> int:
+    from heron.models.convert_cli import convert_main
+
+    return convert_main([args.what, *rest]) or 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heron", description="Ask questions about video.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,13 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("what", choices=["synth"])
     data.add_argument("--debug", action="store_true")
     data.set_defaults(run=cmd_data)
+
+    convert = sub.add_parser("convert", help="convert checkpoints: `heron convert openflamingo --help`", add_help=False)
+    convert.add_argument("what", choices=["openflamingo"])
+    convert.add_argument("--debug", action="store_true")
+    convert.set_defaults(run=cmd_convert)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command != "data":
+    passes_rest = args.command in ("data", "convert")
+    if rest and not passes_rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -149,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     run: Callable = args.run
     try:
-        return run(args, rest) if args.command == "data" else run(args)
+        return run(args, rest) if passes_rest else run(args)
     except HeronError as error:
         if args.debug:
             raise

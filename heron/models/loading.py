@@ -135,6 +135,14 @@ def _directory_config(directory: Path) -> ModelConfig:
     return cfg
 
 
+def _is_openflamingo(source) -> bool:
+    """A released OpenFlamingo name (not a local directory) or a ``.pt`` checkpoint file."""
+    if isinstance(source, ModelConfig):
+        return False
+    path = Path(source)
+    return (str(source).startswith("openflamingo/") and not path.exists()) or (path.is_file() and path.suffix == ".pt")
+
+
 def load_model(
     path_or_config: str | Path | ModelConfig,
     *,
@@ -145,7 +153,13 @@ def load_model(
     """Build a Heron model from a preset name, YAML file, ModelConfig or saved directory.
 
     ``device``/``dtype`` override the config's (``auto`` = CUDA + bf16 when present, else CPU + fp32).
+    An OpenFlamingo model name (``openflamingo/...``) or ``checkpoint.pt`` goes to
+    ``heron.models.openflamingo.load_openflamingo`` (docs/openflamingo.md).
     """
+    if _is_openflamingo(path_or_config):
+        from heron.models.openflamingo import load_openflamingo
+
+        return load_openflamingo(path_or_config, device=device, dtype=dtype, trainable=trainable)
     weights = None
     if isinstance(path_or_config, ModelConfig):
         cfg = copy.deepcopy(path_or_config)
