@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ray
 
-from heron.models import load_model
+from heron.models import load_encoder, load_model
 from heron.pipeline.answer import Answer, AnswerStage
 from heron.pipeline.config import ActorResources, AnswerConfig, PipelineConfig
 from heron.pipeline.decode_stage import DecodeStage
@@ -38,7 +38,7 @@ class DecodeActor:
 
 class EncodeActor:
     def __init__(self, cfg: PipelineConfig):
-        self.stage = EncodeStage(load_model(cfg.model, device=cfg.device, trainable="none"))
+        self.stage = EncodeStage(load_encoder(cfg.model, device=cfg.device))  # no LM in encode workers
 
     def encode(self, batches: list[FrameBatch]) -> list[MediaChunk]:
         return self.stage(batches)

@@ -9,6 +9,7 @@ from torch import nn
 from heron.config import ResamplerConfig
 from heron.encoders.resampler import PerceiverResampler
 from heron.encoders.time_embeddings import TimeEmbeddings
+from heron.encoders.preprocess import check_frames
 from heron.encoders.vision import VisionBackbone
 from heron.errors import FrameFormatError
 
@@ -47,3 +48,33 @@ class VisualEncoder(nn.Module):
         with torch.set_grad_enabled(backbone_grad):
             features = self.backbone(frames)  # [B, T, S, d]
         return self.resample(features)
+
+    @torch.no_grad()
+    def encode(self, frames, pts=None) -> torch.Tensor:
+        """Inference entry point: latents for windows of frames (numpy or torch, any device).
+
+        frames: uint8 [B, T, H, W, 3] (or one window [T, H, W, 3]); pts: seconds [B, T] / [T],
+        checked against the frames (same T, non-decreasing) when given. Time embeddings index
+        frames by position in the window, so windows should be sampled at a fixed rate.
+        Returns latents [B, R, d] (or [R, d] for one window).
+        """
+        frames = torch.as_tensor(frames)
+        check_frames(frames)
+        single = frames.ndim == 4
+        if single:
+            frames = frames[None]
+        if frames.ndim != 5:
+            raise FrameFormatError(f"frames must be [T, H, W, 3] or [B, T, H, W, 3], got shape {tuple(frames.shape)}")
+        if pts is not None:
+            _check_pts(torch.as_tensor(pts, dtype=torch.float64), frames.shape[:2], single)
+        latents = self(frames.to(next(self.parameters()).device))  # [B, R, d]
+        return latents[0] if single else latents
+
+
+def _check_pts(pts: torch.Tensor, frames_shape: torch.Size, single: bool) -> None:
+    if single:
+        pts = pts[None]
+    if tuple(pts.shape) != tuple(frames_shape):
+        raise FrameFormatError(f"pts must have shape {tuple(frames_shape)} (one time per frame), got {tuple(pts.shape)}")
+    if not torch.isfinite(pts).all() or (pts.diff(dim=-1) < 0).any():
+        raise FrameFormatError("pts must be finite and non-decreasing within each window")

@@ -20,7 +20,6 @@ import torch
 from torch import nn
 
 from heron.config import ModelConfig
-from heron.encoders.preprocess import check_frames
 from heron.encoders.visual_encoder import VisualEncoder
 from heron.errors import FrameFormatError, MediaCountMismatchError, PromptTooLongError
 from heron.models.connector import LinearPrefixConnector, splice_media
@@ -91,24 +90,9 @@ class HeronModel(nn.Module):
     # --- vision -----------------------------------------------------------------------------
 
     def encode(self, frames: torch.Tensor | np.ndarray, pts: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
-        """Visual latents for windows of frames.
-
-        frames: uint8 [B, T, H, W, 3] (or one window [T, H, W, 3]); pts: seconds [B, T] / [T],
-        checked against the frames (same T, non-decreasing) when given. Time embeddings index
-        frames by position in the window, so windows should be sampled at a fixed rate.
-        Returns latents [B, R, d_visual] (or [R, d_visual] for one window).
-        """
-        frames = torch.as_tensor(frames)
-        check_frames(frames)
-        single = frames.ndim == 4
-        if single:
-            frames = frames[None]
-        if frames.ndim != 5:
-            raise FrameFormatError(f"frames must be [T, H, W, 3] or [B, T, H, W, 3], got shape {tuple(frames.shape)}")
-        if pts is not None:
-            _check_pts(torch.as_tensor(pts, dtype=torch.float64), frames.shape[:2], single)
-        latents = self.encoder(frames.to(self.device))  # [B, R, d]
-        return latents[0] if single else latents
+        """Visual latents for windows of frames: uint8 [B, T, H, W, 3] (or [T, H, W, 3]) →
+        [B, R, d_visual] (or [R, d_visual]). See ``VisualEncoder.encode``."""
+        return self.encoder.encode(frames, pts)
 
     def _media_latents(self, items: list[MediaItem]) -> list[torch.Tensor]:
         """Media items of one prompt → a list of latents [n_i, d]; frames are encoded."""
@@ -309,11 +293,3 @@ class HeronModel(nn.Module):
             return batch.input_ids.new_zeros(batch.input_ids.shape[0], 0)
         return torch.stack(generated, dim=1)
 
-
-def _check_pts(pts: torch.Tensor, frames_shape: torch.Size, single: bool) -> None:
-    if single:
-        pts = pts[None]
-    if tuple(pts.shape) != tuple(frames_shape):
-        raise FrameFormatError(f"pts must have shape {tuple(frames_shape)} (one time per frame), got {tuple(pts.shape)}")
-    if not torch.isfinite(pts).all() or (pts.diff(dim=-1) < 0).any():
-        raise FrameFormatError("pts must be finite and non-decreasing within each window")

@@ -77,14 +77,33 @@ def build_model(cfg: ModelConfig) -> HeronModel:
     """Build every part from config (random init of Heron's own weights, seeded by cfg.seed)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        backbone = VisionBackbone(cfg.vision)
+        encoder = VisualEncoder(VisionBackbone(cfg.vision), cfg.resampler)  # first: load_encoder repeats it
         lm = build_lm(cfg.lm)
         tokenizer = load_tokenizer(cfg.lm)
         add_media_tokens(tokenizer)
         _resize_embeddings(lm, len(tokenizer))
-        encoder = VisualEncoder(backbone, cfg.resampler)
         model = HeronModel(cfg, encoder, lm, tokenizer)
     return model
+
+
+def load_encoder(path_or_config: str | Path | ModelConfig, *, device: str | None = None,
+                 dtype: str | None = None) -> VisualEncoder:
+    """Only the vision side of a model (tower, time embeddings, resampler), frozen, for encode
+    workers that never need the language model. Same weights as ``load_model(...).encoder``."""
+    if _is_openflamingo(path_or_config):
+        return load_model(path_or_config, device=device, dtype=dtype, trainable="none").encoder
+    cfg, weights = _resolve(path_or_config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        encoder = VisualEncoder(VisionBackbone(cfg.vision), cfg.resampler)
+    if weights is not None:
+        saved = {k[len("encoder."):]: v for k, v in load_file(str(weights)).items() if k.startswith("encoder.")}
+        expected = {k: v for k, v in encoder.state_dict().items() if not k.startswith("backbone.")}
+        _check_keys(str(weights), saved, expected)
+        encoder.load_state_dict(saved, strict=False)
+    encoder.requires_grad_(False)
+    target = resolve_device(device or cfg.device)
+    return encoder.to(device=target, dtype=resolve_dtype(dtype or cfg.dtype, target)).eval()
 
 
 def heron_state_dict(model: HeronModel) -> dict[str, torch.Tensor]:
@@ -98,14 +117,17 @@ def heron_state_dict(model: HeronModel) -> dict[str, torch.Tensor]:
 def _load_heron_weights(model: HeronModel, path: Path) -> None:
     """Load ``model.safetensors`` strictly: any missing, unexpected or mis-shaped key is an error."""
     saved = load_file(str(path))
-    expected = heron_state_dict(model)
+    _check_keys(str(path), saved, heron_state_dict(model))
+    model.load_state_dict(saved, strict=False)
+
+
+def _check_keys(source: str, saved: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
     missing = sorted(set(expected) - set(saved))
     unexpected = sorted(set(saved) - set(expected))
     mismatched = [(k, tuple(saved[k].shape), tuple(expected[k].shape))
                   for k in sorted(set(saved) & set(expected)) if saved[k].shape != expected[k].shape]
     if missing or unexpected or mismatched:
-        raise CheckpointMismatchError(str(path), missing=missing, unexpected=unexpected, mismatched=mismatched)
-    model.load_state_dict(saved, strict=False)
+        raise CheckpointMismatchError(source, missing=missing, unexpected=unexpected, mismatched=mismatched)
 
 
 def apply_freezing(model: HeronModel, trainable: Trainable = "connector") -> None:
@@ -143,6 +165,18 @@ def _is_openflamingo(source) -> bool:
     return (str(source).startswith("openflamingo/") and not path.exists()) or (path.is_file() and path.suffix == ".pt")
 
 
+def _resolve(path_or_config: str | Path | ModelConfig) -> tuple[ModelConfig, Path | None]:
+    """The config a name, file, config or directory stands for, and its weights file if saved."""
+    if isinstance(path_or_config, ModelConfig):
+        return copy.deepcopy(path_or_config), None
+    if Path(path_or_config).is_dir():
+        directory = Path(path_or_config)
+        if not (directory / CONFIG_FILE).exists():
+            raise ConfigError(f"{directory} is not a Heron model directory (no {CONFIG_FILE})")
+        return _directory_config(directory), directory / WEIGHTS_FILE
+    return load_config(path_or_config), None
+
+
 def load_model(
     path_or_config: str | Path | ModelConfig,
     *,
@@ -160,17 +194,7 @@ def load_model(
         from heron.models.openflamingo import load_openflamingo
 
         return load_openflamingo(path_or_config, device=device, dtype=dtype, trainable=trainable)
-    weights = None
-    if isinstance(path_or_config, ModelConfig):
-        cfg = copy.deepcopy(path_or_config)
-    elif Path(path_or_config).is_dir():
-        directory = Path(path_or_config)
-        if not (directory / CONFIG_FILE).exists():
-            raise ConfigError(f"{directory} is not a Heron model directory (no {CONFIG_FILE})")
-        cfg = _directory_config(directory)
-        weights = directory / WEIGHTS_FILE
-    else:
-        cfg = load_config(path_or_config)
+    cfg, weights = _resolve(path_or_config)
     model = build_model(cfg)
     if weights is not None:
         _load_heron_weights(model, weights)

@@ -8,6 +8,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from heron.encoders.visual_encoder import VisualEncoder
 from heron.models.heron_model import HeronModel
 from heron.pipeline.types import FrameBatch, MediaChunk
 
@@ -15,13 +16,14 @@ log = logging.getLogger(__name__)
 
 
 class EncodeStage:
-    """Holds the model; ``__call__`` encodes a list of windows in as few forward passes as it can.
+    """Holds the encoder (``load_encoder``; a whole model works too); ``__call__`` encodes a list
+    of windows in as few forward passes as it can.
 
     Windows with the same frame shape (all but possibly the last of a source) go through the
     vision backbone and resampler as one batch [B, T, H, W, 3].
     """
 
-    def __init__(self, model: HeronModel):
+    def __init__(self, model: VisualEncoder | HeronModel):
         self.model = model.eval()
         self.windows_encoded = 0  # counters for reports and tests (this process only)
         self.calls = 0

@@ -91,3 +91,19 @@ def test_preset_and_config_errors(tmp_path):
     bad.write_text("model:\n  resampler: {depht: 2}\n")
     with pytest.raises(ConfigError, match="unknown key.*depht"):
         heron.load_model(bad)
+
+
+def test_load_encoder_matches_the_full_model_for_presets_and_saved_dirs(tmp_path, rng):
+    """Encode workers load only the vision side; their latents must equal the full model's."""
+    from heron.models import load_encoder
+
+    frames = random_frames(rng, frames=3)
+    cfg = tiny_config("gpt2")
+    full = heron.load_model(cfg)
+    torch.testing.assert_close(load_encoder(cfg).encode(frames), full.encode(frames), rtol=0, atol=0)
+    with torch.no_grad():
+        full.encoder.resampler.latents.add_(1.0)  # trained weights differ from any fresh init
+    save_pretrained(full, tmp_path / "m")
+    encoder = load_encoder(tmp_path / "m")
+    assert not any(p.requires_grad for p in encoder.parameters())
+    torch.testing.assert_close(encoder.encode(frames), full.encode(frames), rtol=0, atol=0)
