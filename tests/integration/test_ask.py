@@ -93,3 +93,30 @@ def test_video_corrupt_part_way_answers_over_what_decoded(heron, tmp_path, caplo
     assert truncated is not None and 2.0 < truncated < 8.0
     assert f"decoded {truncated:.1f} s of 10.0 s" in caplog.text
     assert result.answer.spans and result.answer.spans[-1][1] <= truncated
+
+
+def test_ask_about_a_url_with_a_time_range(heron, tmp_path):
+    """http(s) sources go through PyAV; the content id of a URL is its address."""
+    import functools
+    import http.server
+    import threading
+
+    from .conftest import moving_square_frames
+    from heron.data.video_writer import write_video
+
+    write_video(tmp_path / "clip.webm", moving_square_frames(seconds=8), fps=8)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=tmp_path))
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.webm"
+        result = heron.ask(url, "How many squares enter?", start=2, end=6)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.ingest.decoder == "pyav" and result.ingest.windows_encoded == 2
+    assert result.answer.spans == [(0.0, 3.0), (4.0, 7.0)]
