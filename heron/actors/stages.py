@@ -9,15 +9,17 @@ window overwrites it with the same value.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import ray
 
-from heron.models import load_encoder, load_model
-from heron.pipeline.answer import Answer, AnswerStage
 from heron.pipeline.config import ActorResources, AnswerConfig, PipelineConfig
 from heron.pipeline.decode_stage import DecodeStage
-from heron.pipeline.encode import EncodeStage
 from heron.pipeline.store import RedisStateStore
 from heron.pipeline.types import FrameBatch, MediaChunk
+
+if TYPE_CHECKING:
+    from heron.pipeline.answer import Answer
 
 
 def actor_options(resources: ActorResources) -> dict:
@@ -38,6 +40,11 @@ class DecodeActor:
 
 class EncodeActor:
     def __init__(self, cfg: PipelineConfig):
+        # Imported here, not at the top: torch + transformers take ~4 s to import, and the
+        # decode actor (a fresh process per ingest) needs neither.
+        from heron.models import load_encoder
+        from heron.pipeline.encode import EncodeStage
+
         self.stage = EncodeStage(load_encoder(cfg.model, device=cfg.device))  # no LM in encode workers
 
     def encode(self, batches: list[FrameBatch]) -> list[MediaChunk]:
@@ -49,6 +56,9 @@ class EncodeActor:
 
 class AnswerActor:
     def __init__(self, cfg: PipelineConfig, store: RedisStateStore):
+        from heron.models import load_model
+        from heron.pipeline.answer import AnswerStage
+
         self.stage = AnswerStage(load_model(cfg.model, device=cfg.device, trainable="none"), store, cfg.answer)
 
     def answer(self, question: str, source_id: str, start: float, end: float, session_id: str | None) -> Answer:

@@ -274,15 +274,15 @@ class HeronModel(nn.Module):
             attention_mask, position_ids = inputs["attention_mask"], inputs["position_ids"]
             out = self._lm(**inputs, use_cache=True)
             finished = torch.zeros(batch.input_ids.shape[0], dtype=torch.bool, device=self.device)
-            for _ in range(max_new_tokens):
+            for step in range(max_new_tokens):
                 logits = out.logits[:, -1].float()  # [B, V]
                 logits[:, banned] = -float("inf")
                 token = next_tokens(logits, sampling, generator)
                 token = token.masked_fill(finished, self.tokenizer.pad_token_id)
                 generated.append(token)
                 finished |= torch.isin(token, stop_ids)
-                if finished.all():
-                    break
+                if finished.all() or step == max_new_tokens - 1:
+                    break  # no forward pass for a token nobody will read
                 attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(token), 1)], dim=-1)
                 position_ids = position_ids[:, -1:] + 1
                 if request is not None:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from heron.errors import EmptyQuestionError, EmptyVideoError
-from heron.models.heron_model import HeronModel
 from heron.pipeline.config import AnswerConfig
 from heron.pipeline.prompts import evenly_spaced, question_prompt
 from heron.pipeline.store import RedisStateStore
+
+if TYPE_CHECKING:  # the driver imports this module for Answer; only the actor needs torch
+    from heron.models.heron_model import HeronModel
 
 
 @dataclass
@@ -57,11 +59,12 @@ class AnswerStage:
         clock = time.perf_counter()
         question = check_question(question)
         session_id = session_id or uuid.uuid4().hex[:12]
-        chunks = self.store.chunks_in_range(source_id, start, min(end, 1e12))
-        if not chunks:
+        spans = self.store.window_spans(source_id, start, min(end, 1e12))  # times only, no latents
+        if not spans:
             raise EmptyVideoError(f"no encoded windows of source {source_id} between {start:g} s and {end:g} s")
-        chosen = [chunks[i] for i in evenly_spaced(len(chunks), self.cfg.max_windows)]
-        media = torch.from_numpy(np.concatenate([c.latents for c in chosen]).astype(np.float32))  # [k*R, d]
+        # Fetch only the windows that go into the prompt: cost stays flat however long the stream.
+        chosen = self.store.get_chunks(source_id, [spans[i][0] for i in evenly_spaced(len(spans), self.cfg.max_windows)])
+        media = np.concatenate([c.latents for c in chosen]).astype(np.float32)  # [k*R, d]
         turns = self.store.get_dialogue(session_id, last_n=2 * self.cfg.history_turns)
         history = [(q.text, a.text) for q, a in zip(turns[::2], turns[1::2]) if q.role == "user" and a.role == "assistant"]
         text = self.model.generate(question_prompt(question, history), [media],

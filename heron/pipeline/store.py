@@ -212,9 +212,14 @@ class RedisStateStore:
         key = self._chunk_key(source_id, index)
         return self._decode_or_drop(source_id, index, key, self._client.hgetall(key))
 
-    @_translate_errors
     def chunks_in_range(self, source_id: str, start_s: float, end_s: float) -> list[MediaChunk]:
         """Cached windows overlapping [start_s, end_s] seconds, ordered by start time."""
+        return self.get_chunks(source_id, [index for index, _, _ in self.window_spans(source_id, start_s, end_s)])
+
+    @_translate_errors
+    def window_spans(self, source_id: str, start_s: float, end_s: float) -> list[tuple[int, float, float]]:
+        """(index, t_start, t_end) of the cached windows overlapping [start_s, end_s], by start time,
+        without reading their latents: choose from these, then ``get_chunks`` the chosen ones."""
         if not (math.isfinite(start_s) and math.isfinite(end_s)) or start_s > end_s:
             raise TimeRangeError(f"invalid time range [{start_s}, {end_s}] s: need finite start <= end")
         longest = self._client.zscore(self._source_key(source_id, "span"), "max") or 0.0
@@ -224,11 +229,23 @@ class RedisStateStore:
         indices = [int(member) for member in members]
         pipe = self._client.pipeline(transaction=False)
         for index in indices:
+            pipe.hmget(self._chunk_key(source_id, index), "t_start", "t_end")
+        spans = []
+        for index, (t_start, t_end) in zip(indices, pipe.execute()):
+            if t_start is not None and t_end is not None and float(t_end) >= start_s:
+                spans.append((index, float(t_start), float(t_end)))
+        return spans
+
+    @_translate_errors
+    def get_chunks(self, source_id: str, indices: list[int]) -> list[MediaChunk]:
+        """The cached windows ``indices`` of ``source_id`` in one round trip (absent ones skipped)."""
+        pipe = self._client.pipeline(transaction=False)
+        for index in indices:
             pipe.hgetall(self._chunk_key(source_id, index))
         chunks = []
         for index, record in zip(indices, pipe.execute()):
             chunk = self._decode_or_drop(source_id, index, self._chunk_key(source_id, index), record)
-            if chunk is not None and chunk.t_end >= start_s:
+            if chunk is not None:
                 chunks.append(chunk)
         return chunks
 

@@ -60,6 +60,15 @@ def test_chunks_in_range_returns_overlapping_windows_in_time_order(store):
     assert store.chunks_in_range("unknown", 0.0, 1.0) == []
 
 
+def test_window_spans_list_times_without_latents_and_get_chunks_fetches_a_choice(store):
+    for index in range(6):
+        store.put_chunk(make_chunk("video-a", index, 2.0 * index, 2.0 * index + 1.5))
+    assert store.window_spans("video-a", 3.0, 7.0) == [(1, 2.0, 3.5), (2, 4.0, 5.5), (3, 6.0, 7.5)]
+    assert store.window_spans("video-a", 3.6, 3.9) == []
+    chosen = store.get_chunks("video-a", [5, 0, 42])  # in the order asked, absent ones skipped
+    assert [(c.index, c.t_start) for c in chosen] == [(5, 10.0), (0, 0.0)]
+
+
 def test_chunks_in_range_finds_a_long_window_that_starts_early(store):
     store.put_chunk(make_chunk("video-a", 0, 0.0, 30.0))  # one long window
     store.put_chunk(make_chunk("video-a", 1, 30.0, 31.0))
