@@ -6,7 +6,7 @@ export RAY_AUTH_MODE ?= disabled
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo test test-fast bench bench-gpu clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,6 +29,14 @@ test: setup
 ## test-fast: unit tests only (no Ray, no Redis)
 test-fast: setup
 	$(PY) -m pytest -q -m "not integration"
+
+## bench: every benchmark side by side on this machine (bench-cpu preset, ~4 min on 2 cores); see bench/RESULTS.md
+bench: setup
+	$(PY) bench/run_all.py
+
+## bench-gpu: the same with real-size backbones on one GPU (bench-gpu preset, < 8 min)
+bench-gpu: setup
+	PY=$(PY) bench/gpu.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

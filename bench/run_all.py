@@ -1,0 +1,95 @@
+"""Run every benchmark in one process (one Ray start), then one summary table against the targets.
+
+    .venv/bin/python bench/run_all.py                         # `make bench`: CPU, bench-cpu preset
+    .venv/bin/python bench/run_all.py --config bench-gpu --device cuda \\
+        --ingest-args "--width 1920 --height 1080"              # what bench/gpu.sh runs
+
+Each benchmark prints its own table (last line: its headline) with the command that reproduces
+it alone; ``--<name>-args`` passes extra options to one of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import generate, ingest, latency, storage
+from bench.common import Table, git_commit, log, machine_line
+
+BENCHES = {"ingest": ingest, "latency": latency, "generate": generate, "storage": storage}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="bench-cpu")
+    p.add_argument("--device", default=None)
+    p.add_argument("--quick", action="store_true", help="smoke run: tiny inputs, one round each")
+    p.add_argument("--only", nargs="+", choices=list(BENCHES), default=list(BENCHES))
+    p.add_argument("--gpu-targets", action="store_true", help="judge against the GPU targets")
+    for name in BENCHES:
+        p.add_argument(f"--{name}-args", default="", help=f"extra options for bench/{name}.py")
+    return p
+
+
+def targets(gpu: bool) -> dict[str, tuple[str, str, float]]:
+    """headline key -> (description, comparison, target) as set in the benchmark issue."""
+    return {
+        "ingest": ("ingest: pipeline / min(decode, encode)", ">=", 0.9 if gpu else 0.8),
+        "ingest_rate": ("ingest: pipeline video-s/s (GPU: 1080p30 at 1 fps)", ">=" if gpu else "",
+                        50.0 if gpu else float("nan")),
+        "length": ("latency: 60 min / 1 min cached", "<=", 1.2),
+        "naive": ("latency: naive / cached, 10 questions", ">=", 10.0),
+        "ttft": ("latency: first token / bare LM prefill", "<=", 2.0),
+        "generate": ("generate: naive / Heron ms per token, longest N", "", float("nan")),
+        "storage": ("storage: MB of Redis per hour of video", "", float("nan")),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parser().parse_args(argv)
+    git_commit()  # pin the commit the run started on
+    common = ["--config", args.config] + (["--device", args.device] if args.device else []) + (
+        ["--quick"] if args.quick else [])
+    results, seconds = {}, {}
+    clock = time.perf_counter()
+    for name in args.only:
+        log(f"=== {name}")
+        start = time.perf_counter()
+        results[name] = BENCHES[name].main(common + shlex.split(getattr(args, f"{name}_args")))
+        seconds[name] = time.perf_counter() - start
+        print(flush=True)
+    total = time.perf_counter() - clock
+
+    values = {}
+    if "ingest" in results:
+        values["ingest"] = results["ingest"]["ratio"]
+        values["ingest_rate"] = results["ingest"]["pipeline_video_s_per_s"]
+    if "latency" in results:
+        values |= {"length": results["latency"]["length_ratio"], "naive": results["latency"]["naive_speedup"],
+                   "ttft": results["latency"]["ttft_ratio"]}
+    if "generate" in results:
+        values["generate"] = results["generate"]["ratio"]
+    if "storage" in results:
+        values["storage"] = results["storage"]["mb_per_hour"]
+    table = Table(f"Summary ({args.config}{', quick smoke run: not a measurement' if args.quick else ''})",
+                  ["headline", "value", "target", "met"])
+    for key, (description, op, target) in targets(args.gpu_targets).items():
+        if key not in values:
+            continue
+        value = values[key]
+        met = "-" if not op else ("yes" if (value >= target if op == ">=" else value <= target) else "NO")
+        table.add(description, value, f"{op} {target:g}" if op else "-", met)
+    table.notes += [", ".join(f"{name} {s:.0f} s" for name, s in seconds.items()), machine_line()]
+    table.headline = f"HEADLINE bench: total {total:.0f} s for {', '.join(args.only)}"
+    print(table.render(), flush=True)
+    return {"values": values, "seconds": seconds, "total_s": total}
+
+
+if __name__ == "__main__":
+    main()
