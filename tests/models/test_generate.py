@@ -145,3 +145,17 @@ def test_items_of_several_windows_are_masked_not_padded_into_attention():
             alone = model.prepare(prompts[row : row + 1], [[item]])
             logits = model(alone.input_ids, alone.attention_mask, alone.media, media_mask=alone.media_mask).logits[0, -1]
             torch.testing.assert_close(together[row], logits, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_from_config_runs_end_to_end(dtype, rng):
+    """What GPUs use (bf16/fp16) flows from the config to every part, tokens included."""
+    cfg = tiny_config("llama")
+    cfg.dtype = dtype
+    from heron.models import load_model
+
+    model = load_model(cfg, trainable="none")
+    assert {p.dtype for p in model.parameters()} == {getattr(torch, dtype)}
+    assert model.encode(random_frames(rng)).dtype == getattr(torch, dtype)
+    batch = model.prepare([PROMPT], [[random_frames(rng)]], max_new_tokens=4)
+    assert model.generate_ids(batch, max_new_tokens=4, stop_at_end_of_chunk=False).shape == (1, 4)
