@@ -6,7 +6,7 @@ export RAY_AUTH_MODE ?= disabled
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-fast bench bench-gpu clean
+.PHONY: setup demo demo-model test test-fast bench bench-gpu clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,6 +21,10 @@ setup: $(STAMP)
 ## demo: make a sample video and ask Heron about it, end to end (Ray actors, embedded Redis)
 demo: setup
 	$(PY) -m heron.demo
+
+## demo-model: rebuild models/demo from scratch (synthetic data, tiny backbones, two stages, eval); docs/training.md
+demo-model: setup
+	PY=$(PY) tools/make_demo_model.sh
 
 ## test: every test that can run here; a throw-away Redis and one local Ray are started by the test session
 test: setup

@@ -4,6 +4,7 @@
     heron cache ls | heron cache clear [SOURCE]
     heron data synth --out DIR --n N --seed S
     heron convert openflamingo CHECKPOINT --out DIR
+    heron train CONFIG | heron eval MODEL_DIR DATA_DIR [--json] | heron pretrain CONFIG
 
 Errors a user can cause print one line and exit non-zero; ``--debug`` shows the traceback.
 """
@@ -147,10 +148,24 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("what", choices=["openflamingo"])
     convert.add_argument("--debug", action="store_true")
     convert.set_defaults(run=cmd_convert)
+
+    for name, text in (("train", "train a model: the stages of a config's train: section"),
+                       ("eval", "accuracy per question category on a generated set"),
+                       ("pretrain", "make the demo's data and pretrain its tiny backbones")):
+        sub.add_parser(name, help=f"{text} (`heron {name} --help`)", add_help=False)
     return parser
 
 
+# Training commands parse their own arguments (heron/train/cli.py): `heron train ...` hands them the rest.
+_TRAINING = {"train": "train_main", "eval": "eval_main", "pretrain": "pretrain_main"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _TRAINING:
+        from heron.train import cli as train_cli
+
+        return getattr(train_cli, _TRAINING[argv[0]])(argv[1:])
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     passes_rest = args.command in ("data", "convert")

@@ -21,9 +21,14 @@ from heron.data.synthetic import (
     main,
     make_caption,
     make_questions,
+    render_clip,
+    reverse_in_time,
     sample_clip,
     split_seeds,
+    temporal_pairs,
 )
+from heron.data.synthetic import questions as questions_module
+from heron.data.synthetic import scene as scene_module
 
 CFG = ClipConfig()
 
@@ -167,19 +172,103 @@ def test_every_category_balanced(many_questions):
 
 def test_presence_moment_and_temporal_pair_leak_nothing(many_questions):
     by_moment: dict[str, Counter] = defaultdict(Counter)
-    both_at_end = temporal = 0
     for meta, q in many_questions:
         if q["category"] == "presence":
             by_moment[q["question"].split()[-3]][q["answer"]] += 1
         if q["category"] == "temporal_order":
-            a, b = ({o.shape: o for o in meta.objects}[s] for s in q["choices"])
-            assert abs(a.appear_frame - b.appear_frame) >= 0.25 * CFG.num_frames
-            temporal += 1
-            both_at_end += a.visible(CFG.num_frames - 1) and b.visible(CFG.num_frames - 1)
+            first, second = sorted(({o.shape: o for o in meta.objects}[s] for s in q["choices"]),
+                                   key=lambda o: o.appear_frame)
+            assert first.shape == q["answer"]
+            # A staircase: first alone, both together, then second alone, each for >= the gap.
+            gap = 0.25 * CFG.num_frames
+            assert second.appear_frame - first.appear_frame >= gap
+            assert second.disappear_frame - first.disappear_frame >= gap
+            assert second.appear_frame < first.disappear_frame
     for moment, counts in by_moment.items():
         assert abs(counts["yes"] / sum(counts.values()) - 0.5) <= 0.05, (moment, counts)
-    # Often both named objects are on screen at the end, so the last frame alone cannot tell.
-    assert both_at_end / temporal >= 0.35
+
+
+# --- temporal order is knowable only from the order of the frames ------------------------------
+
+
+def test_reverse_in_time_plays_the_clip_backwards():
+    for seed in range(20):
+        frames, meta, _ = _clip(seed)
+        backwards = reverse_in_time(meta)
+        # Same frames in the opposite order (a pixel may differ where float rounding of the
+        # reversed start point moves a shape edge across a pixel centre).
+        assert np.mean(render_clip(backwards) != frames[::-1]) < 1e-3
+        assert reverse_in_time(backwards) == meta or np.allclose(
+            [o.start for o in reverse_in_time(backwards).objects], [o.start for o in meta.objects])
+        pairs = {(meta.objects[i].shape, meta.objects[j].shape) for i, j in temporal_pairs(meta)}
+        flipped = {(backwards.objects[j].shape, backwards.objects[i].shape)
+                   for i, j in temporal_pairs(backwards)}
+        assert pairs == flipped  # the same pairs are asked about, with the answer swapped
+
+
+def _order_blind_features(meta: ClipMetadata, question: dict) -> tuple:
+    """What the unordered set of frames says about the two named objects (no frame indices):
+    how many frames show only the first-named, only the second-named, both, neither of them,
+    nothing at all, and the number of objects."""
+    a, b = ({o.shape: o for o in meta.objects}[s] for s in question["choices"])
+    frames = range(meta.config.num_frames)
+    return (
+        sum(a.visible(t) and not b.visible(t) for t in frames),
+        sum(b.visible(t) and not a.visible(t) for t in frames),
+        sum(a.visible(t) and b.visible(t) for t in frames),
+        sum(not (a.visible(t) or b.visible(t)) for t in frames),
+        sum(not any(o.visible(t) for o in meta.objects) for t in frames),
+        len(meta.objects),
+    )
+
+
+def _order_blind_accuracy(seeds_fit: list[int], seeds_test: list[int]) -> tuple[float, float, int]:
+    """Fit an order-blind answerer (majority answer position per feature tuple, falling back to
+    "the one seen alone longer") on one set of clips and score it on another. Also returns the
+    accuracy of "the object alone on screen longer appeared first" and the question count."""
+
+    def temporal(seeds):
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            meta = sample_clip(rng, CFG)
+            for q in make_questions(meta, rng):
+                if q["category"] == "temporal_order":
+                    yield _order_blind_features(meta, q), q["choices"].index(q["answer"])
+
+    votes: dict[tuple, Counter] = defaultdict(Counter)
+    for features, position in temporal(seeds_fit):
+        votes[features][position] += 1
+    learned = heuristic = total = 0
+    for features, position in temporal(seeds_test):
+        longer_alone = 0 if features[0] >= features[1] else 1
+        guess = votes[features].most_common(1)[0][0] if votes[features] else longer_alone
+        learned += guess == position
+        heuristic += longer_alone == position
+        total += 1
+    return learned / total, heuristic / total, total
+
+
+def test_order_blind_answerer_is_at_chance_on_temporal_order(monkeypatch):
+    """Seeing the frames without their order (as the resampler does when time embeddings are
+    zeroed) must not beat chance on "which appeared first"."""
+    fit, test = split_seeds(7, "train", 1500), split_seeds(7, "val", 1500)
+    learned, heuristic, total = _order_blind_accuracy(fit, test)
+    assert total >= 700
+    assert abs(learned - 0.5) <= 0.06 and abs(heuristic - 0.5) <= 0.06, (learned, heuristic)
+    # The same answerer is far above chance with the generator's first design (pairs needed only
+    # appear times 25 % apart, scenes always played forwards): so the test can fail.
+    monkeypatch.setattr(scene_module, "reverse_in_time", lambda meta: meta)
+    for module in (scene_module, questions_module):
+        monkeypatch.setattr(module, "temporal_pairs", _appear_gap_pairs)
+    learned, heuristic, _ = _order_blind_accuracy(fit[:600], test[:600])
+    assert learned >= 0.75 and heuristic >= 0.75, (learned, heuristic)
+
+
+def _appear_gap_pairs(meta: ClipMetadata) -> list[tuple[int, int]]:
+    """The first design's temporal pairs: appear frames >= the gap apart, then together once."""
+    gap, objects = meta.config.temporal_gap_frames, meta.objects
+    return [(i, j) for i, a in enumerate(objects) for j, b in enumerate(objects)
+            if b.appear_frame - a.appear_frame >= gap and b.appear_frame < min(a.disappear_frame, b.disappear_frame)]
 
 
 # --- files ---------------------------------------------------------------------------------------

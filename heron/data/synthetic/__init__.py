@@ -23,13 +23,20 @@ from heron.data.synthetic.config import (
     SyntheticConfigError,
 )
 from heron.data.synthetic.dataset import SPLIT_KEYS, generate_dataset, split_seeds
-from heron.data.synthetic.questions import make_caption, make_questions
+from heron.data.synthetic.questions import make_caption, make_dense_questions, make_frame_caption, make_questions
 from heron.data.synthetic.render import generate_clip, render_clip
-from heron.data.synthetic.scene import ClipMetadata, ClipObject, sample_clip, temporal_pairs
+from heron.data.synthetic.scene import (
+    ClipMetadata,
+    ClipObject,
+    reverse_in_time,
+    sample_clip,
+    temporal_pairs,
+)
 
 __all__ = [
     "CATEGORIES", "DIRECTIONS", "MOMENTS", "NUMBER_WORDS", "PALETTE", "SHAPES", "SPLITS",
     "SPLIT_KEYS", "ClipConfig", "ClipMetadata", "ClipObject", "SceneSamplingError",
-    "SyntheticConfigError", "generate_clip", "generate_dataset", "main", "make_caption",
-    "make_questions", "render_clip", "sample_clip", "split_seeds", "temporal_pairs",
+    "SyntheticConfigError", "generate_clip", "generate_dataset", "main", "make_caption", "make_dense_questions", "make_frame_caption",
+    "make_questions", "render_clip", "reverse_in_time", "sample_clip", "split_seeds",
+    "temporal_pairs",
 ]

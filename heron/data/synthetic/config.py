@@ -66,9 +66,12 @@ class ClipConfig:
     # short-lived object moves far enough for its direction to be plain.
     travel: tuple[float, float] = (0.2, 0.45)
     min_visible: float = 0.375  # shortest time on screen, fraction of the clip (6 of 16 frames)
-    temporal_gap: float = 0.25  # appear times of a temporal-order pair differ by this fraction
+    # A temporal-order pair's appear times, and its disappear times, differ by at least this
+    # fraction of the clip: each of the two is on screen without the other that long.
+    temporal_gap: float = 0.25
     # Chance an object is there from the first frame; otherwise its appear frame is uniform over
-    # [0, num_frames - min_visible_frames]. Kept low so frame 0 rarely answers temporal questions.
+    # [0, num_frames - min_visible_frames]. These two are the timings before the coin flip that
+    # plays half the scenes backwards, which makes starts and ends alike (scene.reverse_in_time).
     p_from_start: float = 0.35
     p_until_end: float = 0.6  # chance an object stays until the last frame
     margin: int = 2  # pixels kept free between objects and around the frame edge
@@ -103,10 +106,12 @@ class ClipConfig:
                 f"object_size {self.object_size} and travel {self.travel} must be increasing "
                 "positive ranges whose largest object and travel fit in the frame together"
             )
-        if self.min_visible_frames + self.temporal_gap_frames > self.num_frames:
+        gap = self.temporal_gap_frames
+        if self.min_visible_frames + gap > self.num_frames or 2 * gap + 1 > self.num_frames:
             raise SyntheticConfigError(
-                f"min_visible ({self.min_visible_frames} frames) + temporal_gap "
-                f"({self.temporal_gap_frames} frames) must fit in num_frames={self.num_frames}"
+                f"min_visible ({self.min_visible_frames} frames) + temporal_gap ({gap} frames), "
+                f"and twice temporal_gap + 1, must fit in num_frames={self.num_frames} (a "
+                "temporal-order pair shows the first object alone, both, then the second alone)"
             )
 
     @property

@@ -124,3 +124,57 @@ def make_caption(meta: ClipMetadata) -> str:
     sentences = [" and ".join(events[frame]) for frame in sorted(events)]
     return ". ".join(s if i == 0 else f"then {s}" for i, s in enumerate(sentences)) + "."
 
+
+
+def make_dense_questions(meta: ClipMetadata, rng: np.random.Generator) -> list[Question]:
+    """Every question the clip supports, for training (test sets use ``make_questions``).
+
+    Colour and shape of every object, the motion of every object, every temporal-order pair (mention
+    order a coin flip), counting, and presence at each moment with something on screen: "yes" for
+    every visible object and as many "no" pairs (drawn as in ``make_questions``), so yes/no stay even.
+    """
+    out: list[Question] = []
+    for obj in meta.objects:
+        out.append({**_qa(f"What color is the {obj.shape}?", obj.color, meta.config.colors), "category": "attribute"})
+        out.append({**_qa(f"What shape is the {obj.color} object?", obj.shape, meta.config.shapes), "category": "attribute"})
+        out.append({**_qa(f"Which direction does the {obj.name} move?", obj.direction, DIRECTIONS), "category": "motion"})
+    out.append({**_counting(meta, rng), "category": "counting"})
+    for i, j in temporal_pairs(meta):
+        earlier, later = meta.objects[i], meta.objects[j]
+        named = [earlier, later] if rng.random() < 0.5 else [later, earlier]
+        question = f"Which appeared first, the {named[0].shape} or the {named[1].shape}?"
+        out.append({**_qa(question, earlier.shape, [named[0].shape, named[1].shape]), "category": "temporal_order"})
+    for moment, frame in moment_frames(meta).items():
+        shown = [(o.color, o.shape) for o in meta.objects if o.visible(frame)]
+        if not shown:
+            continue
+        negatives = []
+        for _ in range(4 * len(shown)):
+            pair = _pick(rng, _negatives(meta, frame, rng))
+            if pair not in negatives:
+                negatives.append(pair)
+            if len(negatives) == len(shown):
+                break
+        for (color, shape), answer in [(p, "yes") for p in shown] + [(p, "no") for p in negatives]:
+            question = f"Is there a {color} {shape} at the {moment} of the video?"
+            out.append({**_qa(question, answer, ("yes", "no")), "category": "presence"})
+    return out
+
+
+# Words for the cells of a frame-caption grid, by grid size: (rows top to bottom, columns left to right).
+GRID_WORDS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    3: (("top", "middle", "bottom"), ("left", "center", "right")),
+    5: (("topmost", "top", "middle", "bottom", "bottommost"), ("leftmost", "left", "center", "right", "rightmost")),
+}
+
+
+def make_frame_caption(meta: ClipMetadata, frame: int, *, grid: int = 3) -> str:
+    """What one frame shows, for contrastive pretraining of a vision tower on frame/caption pairs:
+    each visible object with its cell of a ``grid`` x ``grid`` grid (3 or 5), left to right, e.g.
+    "red square top left and blue circle middle center"; "nothing" for an empty frame."""
+    rows, cols = GRID_WORDS[grid]
+    cell = meta.config.size / grid
+    visible = sorted((o for o in meta.objects if o.visible(frame)), key=lambda o: o.center(frame))
+    parts = [f"{o.name} {rows[min(grid - 1, int(y // cell))]} {cols[min(grid - 1, int(x // cell))]}"
+             for o in visible for x, y in [o.center(frame)]]
+    return " and ".join(parts) or "nothing"

@@ -5,13 +5,20 @@ that make every question answerable are enforced by resampling, which keeps colo
 directions independent of timing and position (no answer leaks through a prior):
   * objects never overlap (their boxes stay ``margin`` apart) and never leave the frame;
   * some object is visible in the first or the last frame (a "presence" question can be "yes");
-  * with two or more objects, some pair appears ``temporal_gap_frames`` apart and is then on
-    screen together for at least one frame ("temporal_order" always has a question).
+  * with two or more objects, some pair forms a "staircase" ("temporal_order" always has a
+    question): A appears, B appears, A disappears, B stays; each is alone (without the other)
+    for at least ``temporal_gap_frames`` and they share at least one frame.
+
+Temporal order is knowable only from frame order: every sampled scene is played backwards with
+probability 1/2 (``reverse_in_time``), so the scene distribution is invariant under time reversal.
+A clip and its reversal have the same *set* of frames but opposite temporal-order answers (the
+staircase of A then B reversed is a staircase of B then A), so any answerer that sees the frames
+without their order is exactly at chance on temporal-order questions.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -19,6 +26,7 @@ from heron.data.synthetic.config import DIRECTIONS, ClipConfig, SceneSamplingErr
 
 MAX_ATTEMPTS = 1000  # whole-scene resamples before giving up; valid configs need a handful
 PLACE_TRIES = 50  # start points tried per object before the whole scene is resampled
+_OPPOSITE = {name: next(k for k, v in DIRECTIONS.items() if v == (-dx, -dy)) for name, (dx, dy) in DIRECTIONS.items()}
 
 
 @dataclass(frozen=True)
@@ -87,19 +95,44 @@ def moment_frames(meta: ClipMetadata) -> dict[str, int]:
 
 
 def temporal_pairs(meta: ClipMetadata) -> list[tuple[int, int]]:
-    """Index pairs (earlier, later) usable for a temporal-order question.
+    """Index pairs (earlier, later) usable for a temporal-order question: staircases.
 
-    Appear frames differ by at least ``temporal_gap_frames`` and both objects are on screen
-    together for at least one frame afterwards, so the frames after the later appearance show both.
+    The earlier object appears at least ``temporal_gap_frames`` before the later one and also
+    disappears at least that long before it, and they share at least one frame. So each is
+    alone (without the other) for a while, and "the one seen alone" names neither: the
+    condition is symmetric under time reversal, which swaps the roles of the two objects.
     """
     gap, objects = meta.config.temporal_gap_frames, meta.objects
     pairs = []
     for i, first in enumerate(objects):
         for j, second in enumerate(objects):
-            together = second.appear_frame < min(first.disappear_frame, second.disappear_frame)
-            if second.appear_frame - first.appear_frame >= gap and together:
+            together = second.appear_frame < first.disappear_frame
+            alone_first = second.appear_frame - first.appear_frame >= gap
+            alone_last = second.disappear_frame - first.disappear_frame >= gap
+            if together and alone_first and alone_last:
                 pairs.append((i, j))
     return pairs
+
+
+def reverse_in_time(meta: ClipMetadata) -> ClipMetadata:
+    """The same scene played backwards: frame t of the result shows frame T-1-t of ``meta``.
+
+    Appear/disappear frames swap roles, each object starts where it ended and moves the
+    opposite way. Temporal-order answers flip; the set of frames is unchanged.
+    """
+    total = meta.config.num_frames
+    objects = tuple(
+        replace(
+            o,
+            appear_frame=total - o.disappear_frame,
+            disappear_frame=total - o.appear_frame,
+            direction=_OPPOSITE[o.direction],
+            start=o.center(o.disappear_frame - 1),
+            velocity=(-o.velocity[0], -o.velocity[1]),
+        )
+        for o in meta.objects
+    )
+    return ClipMetadata(objects=objects, config=meta.config)
 
 
 def sample_clip(rng: np.random.Generator, cfg: ClipConfig) -> ClipMetadata:
@@ -118,7 +151,9 @@ def sample_clip(rng: np.random.Generator, cfg: ClipConfig) -> ClipMetadata:
         else:
             meta = ClipMetadata(objects=tuple(objects), config=cfg)
             if _timings_usable(meta):
-                return meta
+                # Played backwards half the time: the distribution becomes time-reversal
+                # invariant, so only the order of the frames tells which object came first.
+                return reverse_in_time(meta) if rng.random() < 0.5 else meta
     raise SceneSamplingError(MAX_ATTEMPTS, cfg.size, cfg.max_objects)
 
 

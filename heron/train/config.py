@@ -1,0 +1,181 @@
+"""Typed training configuration: the ``train:`` (and optional ``pretrain:``) section of a preset.
+
+One YAML file describes a whole run: ``model:`` (heron.config.ModelConfig, whose
+``vision.name_or_path`` / ``lm.name_or_path`` point at the backbones), ``train:`` (data and the
+stages of the recipe) and, for the demo model only, ``pretrain:`` (the tiny backbones trained
+from scratch). Every field is typed, defaulted and commented here; YAML → dataclass → trainer.
+Relative paths in the file are relative to the directory the command runs in (the repo root).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from heron.config import ModelConfig, from_dict, read_yaml
+from heron.errors import ConfigError
+from heron.pipeline.decode import DecodeConfig
+
+Trainable = Literal["connector", "end_to_end"]
+LabelMode = Literal["answers", "text"]
+
+
+@dataclass
+class DataConfig:
+    train: str = ""  # interleaved JSONL (docs/training.md) of training samples
+    val: str | None = None  # interleaved JSONL for the periodic validation loss
+    val_questions: str | None = None  # a QA manifest (synthetic format) for periodic accuracy
+    # How media are decoded: must match the pipeline's `pipeline.decode` so that training sees
+    # the frames inference will see (configs/demo.yaml shares one YAML anchor between them).
+    decode: dict[str, Any] = field(default_factory=lambda: {"fps": 1.0, "window_frames": 8, "size": 224})
+    # answers: loss only on the text after each "Answer:" up to and including its
+    # <|endofchunk|> (VQA fine-tuning); text: every text token (Flamingo pretraining)
+    labels: LabelMode = "answers"
+    # How `heron pretrain` / the demo recipe writes `train` from the synthetic manifest (not used
+    # when `train` is your own file): dense = every question each clip supports, split into
+    # samples of at most max_turns question-answer turns.
+    dense_questions: bool = False
+    max_turns: int | None = None
+    frame_cache: str | None = None  # folder for decoded uint8 frames (.npy); None = decode each time
+    # Keep the frozen vision tower's features of every media item in RAM after first use. The tower
+    # is frozen in both stages, so this changes no number, only the time (tested).
+    cache_features: bool = True
+
+    def decode_config(self) -> DecodeConfig:
+        try:
+            return DecodeConfig(**self.decode)
+        except TypeError as error:
+            raise ConfigError(f"train.data.decode: {error}") from None
+
+
+@dataclass
+class StageConfig:
+    name: str = "stage1"  # output subfolder; also shown on the progress bar
+    # connector: vision tower and LM frozen (Flamingo; LLaVA stage 1);
+    # end_to_end: the LM trains too (LLaVA stage 2). The loader's freezing policy applies it.
+    trainable: Trainable = "connector"
+    steps: int = 1000  # optimizer steps
+    batch_size: int = 16  # samples per micro-batch
+    grad_accumulation: int = 1  # micro-batches per optimizer step (effective batch = product)
+    lr: float = 1e-3  # peak learning rate (AdamW)
+    min_lr_ratio: float = 0.1  # the cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 50  # linear warm-up from 0 to lr
+    weight_decay: float = 0.01  # on matrices only (not biases, norms, gates, nor no_weight_decay)
+    # Parameter-name substring -> learning-rate multiplier. The time embeddings start at 0.02 next
+    # to vision features of unit scale per channel, so at the base rate they take thousands of
+    # steps to carry any order; a larger rate lets them matter within a short CPU run.
+    lr_multipliers: dict[str, float] = field(default_factory=dict)
+    no_weight_decay: list[str] = field(default_factory=lambda: ["time_embeddings", "resampler.latents"])
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
+    eval_every: int = 0  # steps between validation runs; 0 = only at the end
+    eval_samples: int = 64  # validation samples for the loss
+    eval_questions: int = 200  # questions of data.val_questions for accuracy (0 = skip)
+    checkpoint_every: int = 0  # steps between resumable checkpoints; 0 = only at the end
+    keep_checkpoints: int = 2  # newest checkpoints kept per stage
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/heron"  # stage folders, checkpoints and the final model go here
+    data: DataConfig = field(default_factory=DataConfig)
+    stages: list[StageConfig] = field(default_factory=lambda: [StageConfig()])
+    seed: int = 0  # data order and anything random in training
+    device: str = "auto"  # auto = cuda when available
+    bf16: bool = True  # bf16 autocast on CUDA (weights stay fp32); ignored on CPU
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    progress: bool = True  # a progress bar with the loss
+    save_to: str | None = None  # copy the last stage's model here (e.g. models/demo)
+
+
+@dataclass
+class TokenizerPretrainConfig:
+    out: str = "build/backbones/tokenizer"  # where the word-level tokenizer is saved
+    lowercase: bool = True  # questions may be typed in any case; answers are lower case
+
+
+@dataclass
+class VisionPretrainConfig:
+    out: str = "build/backbones/vision"  # CLIPVisionModel.save_pretrained folder
+    init: dict[str, Any] = field(default_factory=dict)  # CLIPVisionConfig kwargs of the tower
+    text_init: dict[str, Any] = field(default_factory=dict)  # CLIPTextConfig kwargs (thrown away after)
+    projection_dim: int = 64  # shared embedding width of the contrastive loss
+    caption_grid: int = 3  # frame captions place objects on a grid x grid (3 or 5) layout
+    clips: int = 2000  # training clips whose frames are used
+    steps: int = 600
+    batch_size: int = 256  # frame/caption pairs per step
+    lr: float = 2e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.05
+
+
+@dataclass
+class LMPretrainConfig:
+    out: str = "build/backbones/lm"  # AutoModelForCausalLM.save_pretrained folder (+ tokenizer)
+    architecture: str = "gpt2"  # HF model_type
+    init: dict[str, Any] = field(default_factory=dict)  # HF config kwargs (vocab and ids are filled in)
+    steps: int = 600
+    batch_size: int = 64  # text sequences per step
+    lr: float = 2e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+
+
+@dataclass
+class SyntheticDataConfig:
+    out: str = "build/data"  # root folder: <out>/<split>/manifest.jsonl, videos/, clips.jsonl
+    seed: int = 0  # base seed of heron.data.synthetic
+    train_clips: int = 4000
+    val_clips: int = 200
+    test_clips: int = 300
+    size: int = 96  # frame side of the generated videos, px
+    frames: int = 16
+    fps: float = 8.0
+
+
+@dataclass
+class PretrainConfig:
+    """The demo model's backbones, from scratch (real use loads pretrained CLIP/SigLIP and an LLM)."""
+
+    data: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
+    tokenizer: TokenizerPretrainConfig = field(default_factory=TokenizerPretrainConfig)
+    vision: VisionPretrainConfig = field(default_factory=VisionPretrainConfig)
+    lm: LMPretrainConfig = field(default_factory=LMPretrainConfig)
+
+
+@dataclass
+class RunConfig:
+    """A whole training preset: the model, the training recipe and (optionally) pretraining."""
+
+    model: ModelConfig
+    train: TrainConfig
+    pretrain: PretrainConfig | None = None
+    source: str = ""  # the YAML file it came from
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read ``model:``, ``train:`` and optional ``pretrain:`` sections of a YAML preset or file."""
+    from heron.config import config_dir
+
+    path = Path(path)
+    if not path.suffix and not path.exists():
+        path = config_dir() / f"{path}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no training config {str(path)!r}; pass a YAML file with model: and train: sections")
+    data = read_yaml(path)
+    for section in ("model", "train"):
+        if section not in data:
+            raise ConfigError(f"{path} has no '{section}:' section")
+    model = from_dict(ModelConfig, data["model"], f"{path.name}:model")
+    train = from_dict(TrainConfig, data["train"], f"{path.name}:train")
+    train.stages = [from_dict(StageConfig, s, f"{path.name}:train.stages[{i}]") if isinstance(s, dict) else s
+                    for i, s in enumerate(train.stages)]
+    if not train.stages:
+        raise ConfigError(f"{path.name}:train.stages is empty; give at least one stage")
+    names = [s.name for s in train.stages]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path.name}:train.stages have repeated names {names}")
+    train.data.decode_config()  # fail now on a bad decode section
+    pretrain = from_dict(PretrainConfig, data["pretrain"], f"{path.name}:pretrain") if data.get("pretrain") else None
+    return RunConfig(model=model, train=train, pretrain=pretrain, source=str(path))
