@@ -19,9 +19,12 @@ from heron.train.dataset import MediaLoader, MediaRef
 
 
 class MediaEncoder:
-    def __init__(self, model: HeronModel, loader: MediaLoader, *, cache_features: bool = True):
+    def __init__(self, model: HeronModel, loader: MediaLoader, *, cache_features: bool = True,
+                 features: dict[str, list[torch.Tensor]] | None = None):
+        """``features``: a cache to share (stages of one run use the same frozen tower)."""
         self.model, self.loader, self.cache_features = model, loader, cache_features
-        self._features: dict[str, list[torch.Tensor]] = {}  # key -> per window [T, S, d] (CPU)
+        # media key -> the tower's features of each window, [T, S, d] on the CPU
+        self._features: dict[str, list[torch.Tensor]] = {} if features is None else features
 
     def _tower_frozen(self) -> bool:
         return not any(p.requires_grad for p in self.model.encoder.backbone.parameters())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import time
 from pathlib import Path
@@ -139,7 +140,8 @@ def build_demo_model(config: str | Path, *, force: bool = False, progress: bool 
     times["eval"] = time.perf_counter() - clock
     times["total"] = time.perf_counter() - started
     recipe = {"config": str(config), "seconds": {k: round(v, 1) for k, v in times.items()},
-              "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(),
+              "machine": {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                          "platform": platform.platform(),
                           "cuda": torch.cuda.is_available()}}
     (model_dir / RECIPE_FILE).write_text(json.dumps(recipe, indent=1))
     print(format_report(report))

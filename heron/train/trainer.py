@@ -251,9 +251,7 @@ class Trainer:
         self._features: dict = {}  # tower features, shared by the stages (the tower never changes)
 
     def media_encoder(self, model: HeronModel, loader: MediaLoader) -> MediaEncoder:
-        encoder = MediaEncoder(model, loader, cache_features=self.cfg.data.cache_features)
-        encoder._features = self._features
-        return encoder
+        return MediaEncoder(model, loader, cache_features=self.cfg.data.cache_features, features=self._features)
 
     def val_questions(self, path: str, limit: int) -> list:
         if (path, limit) not in self._questions:
