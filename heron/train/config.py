@@ -37,6 +37,9 @@ class DataConfig:
     # samples of at most max_turns question-answer turns.
     dense_questions: bool = False
     max_turns: int | None = None
+    # Where the demo recipe writes one captioning sample per training clip (scored on all text;
+    # LLaVA's alignment data); stages use it by naming it in their `train:` list. None = not written.
+    captions: str | None = None
     frame_cache: str | None = None  # folder for decoded uint8 frames (.npy); None = decode each time
     # Keep the frozen vision tower's features of every media item in RAM after first use. The tower
     # is frozen in both stages, so this changes no number, only the time (tested).
@@ -55,6 +58,8 @@ class StageConfig:
     # connector: vision tower and LM frozen (Flamingo; LLaVA stage 1);
     # end_to_end: the LM trains too (LLaVA stage 2). The loader's freezing policy applies it.
     trainable: Trainable = "connector"
+    # This stage's training files, mixed (each sample keeps its own label mode); empty = [data.train]
+    train: list[str] = field(default_factory=list)
     steps: int = 1000  # optimizer steps
     batch_size: int = 16  # samples per micro-batch
     grad_accumulation: int = 1  # micro-batches per optimizer step (effective batch = product)
@@ -64,7 +69,9 @@ class StageConfig:
     weight_decay: float = 0.01  # on matrices only (not biases, norms, gates, nor no_weight_decay)
     # Parameter-name substring -> learning-rate multiplier. The time embeddings start at 0.02 next
     # to vision features of unit scale per channel, so at the base rate they take thousands of
-    # steps to carry any order; a larger rate lets them matter within a short CPU run.
+    # steps to carry any order; a larger rate lets them matter within a short CPU run. Likewise
+    # the tanh gates (attn_gate, ff_gate) start at 0 and scale the gradient of everything behind
+    # them, so in a short run they stay nearly shut unless they learn faster (docs/training.md).
     lr_multipliers: dict[str, float] = field(default_factory=dict)
     no_weight_decay: list[str] = field(default_factory=lambda: ["time_embeddings", "resampler.latents"])
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])

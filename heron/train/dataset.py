@@ -11,7 +11,9 @@ are Flamingo's few-shot sequences. A video range is decoded like the pipeline de
 DecodeConfig: frames sampled at ``fps``, windows of ``window_frames``); its windows' visual
 tokens are concatenated in time order into one media item, as the answer stage does. Paths are
 relative to the JSONL file. Labels: by default only answers are scored, i.e. the text after each
-"Answer:" up to and including its ``<|endofchunk|>`` (so the model learns to stop).
+"Answer:" up to and including its ``<|endofchunk|>`` (so the model learns to stop); a record's
+optional ``"labels": "text"`` scores all of its text instead (captions), so files with different
+kinds of samples can be mixed in one stage.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from heron.pipeline.decode import DecodeConfig, VideoDecoder, output_size
 from heron.pipeline.prompts import question_prompt
 
 IGNORE_INDEX = -100  # label of tokens that carry no loss (prompt, <image>, padding)
+LABEL_MODES = ("answers", "text")  # which tokens are scored: answers only, or all text
 _ANSWER = re.compile(r"Answer:(.*?)" + re.escape(END_OF_CHUNK_TOKEN), re.DOTALL)
 
 
@@ -55,6 +58,7 @@ class InterleavedSample:
     id: str
     text: str  # with one <image> per media item
     media: tuple[MediaRef, ...]
+    labels: str | None = None  # this sample's label mode ("answers" | "text"); None = the dataset's
 
 
 def read_samples(path: str | Path) -> list[InterleavedSample]:
@@ -77,7 +81,10 @@ def read_samples(path: str | Path) -> list[InterleavedSample]:
         markers = record["text"].count(IMAGE_TOKEN)
         if markers != len(media):
             raise MediaCountMismatchError(markers, len(media), row=number)
-        samples.append(InterleavedSample(str(record.get("id", f"{path.stem}-{number}")), record["text"], media))
+        labels = record.get("labels")
+        if labels not in (None, *LABEL_MODES):
+            raise ConfigError(f"{where}: 'labels' must be one of {list(LABEL_MODES)}, got {labels!r}")
+        samples.append(InterleavedSample(str(record.get("id", f"{path.stem}-{number}")), record["text"], media, labels))
     if not samples:
         raise ConfigError(f"{path} holds no samples")
     return samples
@@ -119,7 +126,7 @@ def tokenize_sample(tokenizer, text: str, *, labels: str = "answers", image_toke
         spans = answer_spans(text)
         keep = [start < end and any(a <= start < b for a, b in spans) for start, end in offsets]
     else:
-        raise ConfigError(f"labels must be 'answers' or 'text', got {labels!r}")
+        raise ConfigError(f"labels must be one of {list(LABEL_MODES)}, got {labels!r}")
     return list(ids), [t if k else IGNORE_INDEX for t, k in zip(ids, keep)]
 
 
@@ -211,15 +218,21 @@ class Batch:
 
 
 class InterleavedDataset:
-    """Samples of one JSONL file, tokenised once; ``batch(indices)`` loads media and pads."""
+    """Samples of one or more JSONL files (mixed), tokenised once; ``batch(indices)`` loads media and pads.
 
-    def __init__(self, path: str | Path, tokenizer, loader: MediaLoader, *, labels: str = "answers",
-                 max_length: int | None = None):
-        self.path, self.tokenizer, self.loader = Path(path), tokenizer, loader
-        self.samples = read_samples(path)
+    ``labels`` is the label mode of samples that do not name their own (a record's ``"labels"``).
+    """
+
+    def __init__(self, paths: str | Path | list[str | Path], tokenizer, loader: MediaLoader, *,
+                 labels: str = "answers", max_length: int | None = None):
+        self.paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+        if not self.paths:
+            raise ConfigError("no training data files given")
+        self.tokenizer, self.loader = tokenizer, loader
+        self.samples = [sample for path in self.paths for sample in read_samples(path)]
         self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
         self._keys: dict[MediaRef, str] = {}
-        self.tokens = [tokenize_sample(tokenizer, s.text, labels=labels, image_token_id=self.image_token_id)
+        self.tokens = [tokenize_sample(tokenizer, s.text, labels=s.labels or labels, image_token_id=self.image_token_id)
                        for s in self.samples]
         longest = max(len(ids) for ids, _ in self.tokens)
         if max_length is not None and longest > max_length:
@@ -332,6 +345,30 @@ def write_qa_samples(manifest: str | Path, out: str | Path, *, seed: int = 0, cl
             group = chunks[i : i + clips_per_sample]
             record = {"id": "+".join(c[0] for c in group), "media": [c[1] for c in group],
                       "text": "".join(c[2] for c in group)}
+            f.write(json.dumps(record) + "\n")
+    os.replace(tmp, out)
+    return out
+
+
+def write_caption_samples(manifest: str | Path, out: str | Path) -> Path:
+    """One captioning sample per clip of a synthetic split: ``<image>{caption}<|endofchunk|>``, scored
+    on every text token (``"labels": "text"``) — the alignment data of LLaVA's stage 1.
+
+    The caption (``heron.data.synthetic.make_caption``) names every object's colour, shape and motion
+    in the order the objects appear, so each clip supervises all of them at once. Returns ``out``.
+    """
+    from heron.data.synthetic import ClipMetadata, make_caption
+
+    manifest, out = Path(manifest), Path(out)
+    relative = os.path.relpath(manifest.parent, out.parent)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        for line in (manifest.parent / "clips.jsonl").read_text().splitlines():
+            clip = json.loads(line)
+            media = {"video": os.path.join(relative, clip["video"]), "start": clip["start"], "end": clip["end"]}
+            text = f"{IMAGE_TOKEN}{make_caption(ClipMetadata.from_dict(clip))}{END_OF_CHUNK_TOKEN}"
+            record = {"id": f"{clip['split']}-{clip['clip']:06d}-caption", "media": [media], "text": text, "labels": "text"}
             f.write(json.dumps(record) + "\n")
     os.replace(tmp, out)
     return out

@@ -21,7 +21,7 @@ from heron.data.synthetic import ClipConfig, ClipMetadata, generate_dataset, mak
 from heron.errors import ConfigError
 from heron.train.config import RunConfig, load_run_config
 from heron.models.tokenizer import IMAGE_TOKEN
-from heron.train.dataset import qa_text, write_qa_samples
+from heron.train.dataset import qa_text, write_caption_samples, write_qa_samples
 from heron.train.evaluate import evaluate, format_report, read_questions
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ def make_data(run: RunConfig, *, force: bool = False, progress: bool = True) -> 
     manifests = {split: root / split / "manifest.jsonl" for split in ("train", "val", "test")}
     write_qa_samples(manifests["train"], run.train.data.train, seed=run.train.seed,
                      dense=run.train.data.dense_questions, max_turns=run.train.data.max_turns)
+    if run.train.data.captions:
+        write_caption_samples(manifests["train"], run.train.data.captions)
     if run.train.data.val:
         write_qa_samples(manifests["val"], run.train.data.val, seed=run.train.seed)
     return manifests

@@ -70,7 +70,7 @@ class StageRun:
                                             trainable=self.stage.trainable)
         data = trainer.cfg.data
         self.loader = MediaLoader(data.decode_config(), data.frame_cache)
-        self.train_set = InterleavedDataset(data.train, self.model.tokenizer, self.loader, labels=data.labels,
+        self.train_set = InterleavedDataset(self.stage.train or [data.train], self.model.tokenizer, self.loader, labels=data.labels,
                                             max_length=self.model.max_context)
         self.val_set = (InterleavedDataset(data.val, self.model.tokenizer, self.loader, labels=data.labels)
                         if data.val else None)

@@ -18,8 +18,10 @@ from heron.train.dataset import (
     SampleOrder,
     qa_text,
     read_samples,
+    write_caption_samples,
     write_qa_samples,
 )
+from heron.train.loss import IGNORE_INDEX
 from heron.train.media import MediaEncoder
 
 from .conftest import DECODE, tiny_model_config
@@ -85,6 +87,7 @@ def test_few_shot_and_image_samples_batch_into_padded_media(tiny_data, tmp_path)
         ({"text": "no media", "media": [{"video": "a.mp4", "image": "b.png"}]}, ConfigError),
         ({"media": []}, ConfigError),
         ({"text": "<image>", "media": [{"video": "a.mp4", "fps": 3}]}, ConfigError),
+        ({"text": "a caption", "labels": "everything"}, ConfigError),
     ],
 )
 def test_bad_samples_are_typed_errors(tmp_path, line, error):
@@ -125,3 +128,26 @@ def test_dense_samples_ask_everything_in_bounded_dialogues(tiny_data, tmp_path):
         for obj in clip["objects"]:  # every object's colour, shape and motion is asked
             assert f"What color is the {obj['shape']}? Answer: {obj['color']}<|endofchunk|>" in text
             assert f"Which direction does the {obj['color']} {obj['shape']} move? Answer: {obj['direction']}" in text
+
+
+def test_caption_samples_describe_each_clip_and_mix_with_qa_under_their_own_labels(tiny_data, tmp_path):
+    captions = write_caption_samples(tiny_data["train_manifest"], tmp_path / "captions.jsonl")
+    samples = read_samples(captions)
+    clips = [json.loads(line) for line in (tiny_data["train_manifest"].parent / "clips.jsonl").open()]
+    assert len(samples) == len(clips) and all(s.labels == "text" for s in samples)
+    for sample, clip in zip(samples, clips):
+        assert sample.media[0].video == str(tiny_data["train_manifest"].parent / clip["video"])
+        assert sample.text == f"<image>{clip['caption']}<|endofchunk|>"
+    model = heron.load_model(tiny_model_config())
+    mixed = InterleavedDataset([tiny_data["train"], captions], model.tokenizer, MediaLoader(DecodeConfig(**DECODE)))
+    qa_count = len(read_samples(tiny_data["train"]))
+    assert len(mixed) == qa_count + len(clips)
+    image = model.tokenizer.convert_tokens_to_ids("<image>")
+    for i in (0, qa_count):  # a QA sample scores its answers only, a caption sample all its text
+        ids, labels = mixed.tokens[i]
+        scored = [t for t, label in zip(ids, labels) if label != IGNORE_INDEX]
+        text = mixed.samples[i].text
+        if i == 0:
+            assert len(scored) < len(ids) - 2 and "Answer:" in text
+        else:
+            assert scored == [t for t in ids if t != image] and labels[0] == IGNORE_INDEX

@@ -11,6 +11,7 @@ import heron
 from heron.errors import CheckpointMismatchError
 from heron.train.checkpoint import latest_checkpoint, load_checkpoint
 from heron.train.config import StageConfig
+from heron.train.dataset import write_caption_samples
 from heron.train.media import MediaEncoder
 from heron.train.schedule import warmup_cosine
 from heron.train.trainer import Trainer, make_optimizer
@@ -144,3 +145,16 @@ def test_optimizer_groups_scale_rates_and_spare_embeddings_from_decay():
     gate = next(n for n in named if n.endswith("attn_gate"))
     assert group_of[id(named[gate])]["weight_decay"] == 0.0
     assert sum(len(g["params"]) for g in optimizer.param_groups) == sum(p.requires_grad for p in named.values())
+
+
+def test_a_stage_trains_on_its_own_files(tmp_path, tiny_data):
+    captions = write_caption_samples(tiny_data["train_manifest"], tmp_path / "captions.jsonl")
+    own = StageConfig(name="align", train=[str(captions)], steps=2, batch_size=3, eval_samples=0, eval_questions=0)
+    run = tiny_run(tmp_path, tiny_data, own, STAGE2)
+    trainer = Trainer(run)
+    first = trainer.stage(0, run.model)
+    assert first.train_set.paths == [captions] and {s.labels for s in first.train_set.samples} == {"text"}
+    batch = first.train_set.batch([0, 1, 2])
+    assert batch.label_count == int((batch.labels[:, 1:] != -100).sum()) > 3 * 10  # whole captions scored
+    second = trainer.stage(1, run.model)
+    assert second.train_set.paths == [tiny_data["train"]]  # no list: train.data.train
