@@ -338,16 +338,9 @@ def write_qa_samples(manifest: str | Path, out: str | Path, *, seed: int = 0, cl
         clip_id = items[0]["id"].rsplit("-", 1)[0]
         for p in range(parts):
             chunks.append((clip_id if parts == 1 else f"{clip_id}.{p}", media, qa_text(turns[p::parts])))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        for i in range(0, len(chunks), clips_per_sample):
-            group = chunks[i : i + clips_per_sample]
-            record = {"id": "+".join(c[0] for c in group), "media": [c[1] for c in group],
-                      "text": "".join(c[2] for c in group)}
-            f.write(json.dumps(record) + "\n")
-    os.replace(tmp, out)
-    return out
+    groups = [chunks[i : i + clips_per_sample] for i in range(0, len(chunks), clips_per_sample)]
+    return _write_jsonl(out, ({"id": "+".join(c[0] for c in group), "media": [c[1] for c in group],
+                               "text": "".join(c[2] for c in group)} for group in groups))
 
 
 def write_caption_samples(manifest: str | Path, out: str | Path) -> Path:
@@ -361,14 +354,23 @@ def write_caption_samples(manifest: str | Path, out: str | Path) -> Path:
 
     manifest, out = Path(manifest), Path(out)
     relative = os.path.relpath(manifest.parent, out.parent)
+    records = []
+    for line in (manifest.parent / "clips.jsonl").read_text().splitlines():
+        clip = json.loads(line)
+        media = {"video": os.path.join(relative, clip["video"]), "start": clip["start"], "end": clip["end"]}
+        text = f"{IMAGE_TOKEN}{make_caption(ClipMetadata.from_dict(clip))}{END_OF_CHUNK_TOKEN}"
+        records.append({"id": f"{clip['split']}-{clip['clip']:06d}-caption", "media": [media], "text": text,
+                        "labels": "text"})
+    return _write_jsonl(out, records)
+
+
+def _write_jsonl(out: Path, records) -> Path:
+    """Write one JSON record per line, atomically: a temporary file of this process, then a rename
+    (so two runs writing the same file never read or clobber each other's half-written copy)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
-        for line in (manifest.parent / "clips.jsonl").read_text().splitlines():
-            clip = json.loads(line)
-            media = {"video": os.path.join(relative, clip["video"]), "start": clip["start"], "end": clip["end"]}
-            text = f"{IMAGE_TOKEN}{make_caption(ClipMetadata.from_dict(clip))}{END_OF_CHUNK_TOKEN}"
-            record = {"id": f"{clip['split']}-{clip['clip']:06d}-caption", "media": [media], "text": text, "labels": "text"}
+        for record in records:
             f.write(json.dumps(record) + "\n")
     os.replace(tmp, out)
     return out
