@@ -65,7 +65,8 @@ def read_samples(path: str | Path) -> list[InterleavedSample]:
     """Parse and check an interleaved JSONL file; media paths become absolute."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"training data {path} does not exist; make it with heron.train.dataset.write_qa_samples")
+        raise ConfigError(f"training data {path} does not exist; write it with heron.train.dataset.write_qa_samples or "
+                          "write_caption_samples (the demo recipe writes train.data.train and train.data.captions)")
     samples = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
