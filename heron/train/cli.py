@@ -144,7 +144,8 @@ def _pretrain(args) -> int:
         torch.set_num_threads(run.train.threads)
     manifests = make_data(run, force=args.force, progress=not args.quiet)
     times = pretrain_backbones(run, manifests, force=args.force, progress=not args.quiet)
-    print("pretrained: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
+    print("pretrained: " + ", ".join(f"{k} {v:.0f} s" if v is not None else f"{k} (already there; --force redoes it)"
+                                      for k, v in times.items()))
     return 0
 
 

@@ -86,8 +86,10 @@ def text_corpus(manifest: str | Path, *, seed: int = 0, grid: int = 3) -> tuple[
 
 
 def pretrain_backbones(run: RunConfig, manifests: dict[str, Path], *, force: bool = False,
-                       progress: bool = True) -> dict[str, float]:
-    """Tokenizer, LM and vision tower from scratch into the folders the model config names."""
+                       progress: bool = True) -> dict[str, float | None]:
+    """Tokenizer, LM and vision tower from scratch into the folders the model config names.
+
+    Returns the seconds each took; None for one whose output was already there (reused)."""
     from transformers import AutoTokenizer
 
     from heron.train.pretrain import frame_caption_pairs, pretrain_lm, pretrain_vision, train_tokenizer
@@ -96,25 +98,25 @@ def pretrain_backbones(run: RunConfig, manifests: dict[str, Path], *, force: boo
     if not _same_path(run.model.lm.name_or_path, pre.lm.out) or not _same_path(run.model.vision.name_or_path, pre.vision.out):
         raise ConfigError(f"{run.source}: model.lm.name_or_path / model.vision.name_or_path must be the pretrain "
                           f"outputs ({pre.lm.out}, {pre.vision.out}) so the model loads the backbones made here")
-    times: dict[str, float] = {}
+    times: dict[str, float | None] = {"tokenizer": None, "lm": None, "vision": None}
     clips_file = manifests["train"].parent / "clips.jsonl"
     clock = time.perf_counter()
     texts, extra = text_corpus(manifests["train"], seed=run.train.seed, grid=pre.vision.caption_grid)
     if force or not (Path(pre.tokenizer.out) / "tokenizer.json").exists():
         train_tokenizer(texts + extra, pre.tokenizer.out, lowercase=pre.tokenizer.lowercase)
+        times["tokenizer"] = time.perf_counter() - clock
     tokenizer = AutoTokenizer.from_pretrained(pre.tokenizer.out)
-    times["tokenizer"] = time.perf_counter() - clock
     clock = time.perf_counter()
     if force or not (Path(pre.lm.out) / "pretrain.json").exists():
         pretrain_lm(pre.lm, tokenizer, texts, seed=run.train.seed, progress=progress)
-    times["lm"] = time.perf_counter() - clock
+        times["lm"] = time.perf_counter() - clock
     clock = time.perf_counter()
     if force or not (Path(pre.vision.out) / "pretrain.json").exists():
         frames, captions = frame_caption_pairs(clips_file, run.train.data.decode_config(), limit=pre.vision.clips,
                                                cache_dir=run.train.data.frame_cache, grid=pre.vision.caption_grid,
                                                progress=progress)
         pretrain_vision(pre.vision, tokenizer, frames, captions, seed=run.train.seed, progress=progress)
-    times["vision"] = time.perf_counter() - clock
+        times["vision"] = time.perf_counter() - clock
     return times
 
 
@@ -128,7 +130,7 @@ def build_demo_model(config: str | Path, *, force: bool = False, progress: bool 
     if run.train.threads > 0:
         torch.set_num_threads(run.train.threads)
     started = time.perf_counter()
-    times: dict[str, float] = {}
+    times: dict[str, float | None] = {}
     clock = time.perf_counter()
     manifests = make_data(run, force=force, progress=progress)
     times["data"] = time.perf_counter() - clock
@@ -141,7 +143,8 @@ def build_demo_model(config: str | Path, *, force: bool = False, progress: bool 
     report = evaluate_dir(model_dir, manifests["test"], run, progress=progress)
     times["eval"] = time.perf_counter() - clock
     times["total"] = time.perf_counter() - started
-    recipe = {"config": str(config), "seconds": {k: round(v, 1) for k, v in times.items()},
+    # seconds: null = that phase's output was already in build/ and was reused (see its own run)
+    recipe = {"config": str(config), "seconds": {k: None if v is None else round(v, 1) for k, v in times.items()},
               "machine": {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "platform": platform.platform(),
                           "cuda": torch.cuda.is_available()}}
