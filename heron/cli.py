@@ -92,7 +92,7 @@ def cmd_cache(args) -> int:
         for info in infos if not args.json else []:
             length = f"{info.duration_s:.1f} s" if info.duration_s else "?"
             state = "complete" if info.complete else "partial"
-            print(f"{info.source_id}  {info.cached_windows:5d} windows  {length:>9}  {state}")
+            print(f"{info.source_id}  {info.cached_windows:5d} windows  {length:>9}  {state:8}  {info.name or '?'}")
         if not infos and not args.json:
             print("cache is empty", file=sys.stderr)
         return 0

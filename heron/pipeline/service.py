@@ -172,7 +172,7 @@ class Heron:
         init_ray(self.ray_address)
         report = self._run_decode_encode(str(resolved), source_id, start, end, probe)
         whole = start is None and end is None
-        self.store.set_source_info(source_id, duration_s=probe.info.duration,
+        self.store.set_source_info(source_id, duration_s=probe.info.duration, name=resolved.uri,
                                    n_windows=report.windows_encoded if whole else None, complete=True if whole else None)
         report.seconds = time.perf_counter() - clock
         if report.truncated_at is not None:

@@ -69,6 +69,7 @@ class SourceInfo:
     complete: bool  # every window is stored: the source need not be decoded again
     max_window_s: float  # longest stored window (t_end - t_start), seconds
     updated_at: float  # unix time of the last write, seconds
+    name: str | None = None  # the path or URL it was last ingested from, for people reading `cache ls`
 
 
 @dataclass(frozen=True)
@@ -257,9 +258,13 @@ class RedisStateStore:
         duration_s: float | None = None,
         n_windows: int | None = None,
         complete: bool | None = None,
+        name: str | None = None,
     ) -> None:
-        """Record what is known about a source; ``complete=True`` once every window is stored."""
+        """Record what is known about a source; ``complete=True`` once every window is stored;
+        ``name``: the path or URL it came from (the id is its content, so the last name wins)."""
         fields: dict[str, Any] = self._meta_base(source_id)
+        if name is not None:
+            fields["name"] = name
         if duration_s is not None:
             fields["duration_s"] = repr(float(duration_s))
         if n_windows is not None:
@@ -298,6 +303,7 @@ class RedisStateStore:
                 complete=meta.get("complete") == "1",
                 max_window_s=float(longest or 0.0),
                 updated_at=float(meta.get("updated_at", 0.0)),
+                name=meta.get("name"),
             )
         except (KeyError, ValueError) as error:
             raise StateStoreError(f"corrupt source metadata at {self._source_key(source_id, 'meta')}: "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,7 +38,8 @@ def test_ask_json_then_follow_up_then_cache(env, video, capsys):
     assert f"session: {first['session']}" in out and "from cache" in err
     assert main(["cache", "ls"]) == 0
     listing = capsys.readouterr().out
-    assert first["source_id"] in listing and "complete" in listing
+    row = next(line for line in listing.splitlines() if first["source_id"] in line)
+    assert "complete" in row and row.endswith(str(Path(video).resolve()))  # which file it was
     assert main(["cache", "clear", video]) == 0
     assert main(["cache", "ls", "--json"]) == 0
     assert first["source_id"] not in capsys.readouterr().out

@@ -88,9 +88,10 @@ def test_source_info_and_completion(store):
     assert info.cached_windows == 3 and not info.complete and info.max_window_s == 2.0
     assert info.fingerprint == store.fingerprint and info.settings["model_id"] == "tiny-test"
     assert not store.has_source("video-a")  # partial caches must not skip decoding
-    store.set_source_info("video-a", duration_s=6.0, n_windows=3, complete=True)
+    assert info.name is None
+    store.set_source_info("video-a", duration_s=6.0, n_windows=3, complete=True, name="/videos/a.mp4")
     info = store.source_info("video-a")
-    assert (info.duration_s, info.n_windows, info.complete) == (6.0, 3, True)
+    assert (info.duration_s, info.n_windows, info.complete, info.name) == (6.0, 3, True, "/videos/a.mp4")
     assert store.has_source("video-a")
     assert store.list_sources() == ["video-a"]
 
