@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,7 +32,8 @@ def write_video(
 
     ``pts_seconds`` [T] gives each frame's presentation time, for variable-frame-rate files;
     by default frames are spaced ``1 / fps``. ``gop`` sets the keyframe interval (frames).
-    H and W must be even (4:2:0 chroma).
+    H and W must be even (4:2:0 chroma). The file appears whole or not at all: it is written
+    under a temporary name of this process and renamed, so concurrent writers never mix.
     """
     path = Path(path)
     frames = np.asarray(frames)
@@ -40,6 +42,19 @@ def write_video(
     codec_name, pix_fmt = DEFAULT_CODECS.get(path.suffix.lower(), ("libx264", "yuv420p"))
     codec_name = codec or codec_name
     time_base = Fraction(1, 1000) if pts_seconds is not None else Fraction(1, round(fps))
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # the suffix picks the muxer
+    try:
+        _encode(tmp, frames, codec_name, pix_fmt, fps, time_base, pts_seconds, gop)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _encode(
+    path: Path, frames: np.ndarray, codec_name: str, pix_fmt: str, fps: float, time_base: Fraction,
+    pts_seconds: np.ndarray | None, gop: int | None,
+) -> None:
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec_name, rate=Fraction(round(fps * 1000), 1000))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
@@ -61,4 +76,3 @@ def write_video(
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    return path

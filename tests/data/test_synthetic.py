@@ -304,6 +304,28 @@ def test_dataset_files_decode_and_match_manifest(tmp_path):
     assert again.read_bytes() == manifest.read_bytes()
 
 
+def _generate_val(out_dir):
+    generate_dataset(out_dir, n=12, seed=5, split="val")
+
+
+def test_two_runs_generating_one_split_at_once_leave_one_whole_copy(tmp_path):
+    """Real processes racing on the same files: each writes under its own temporary names."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    runs = [context.Process(target=_generate_val, args=(tmp_path / "shared",)) for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(timeout=120)
+    assert [run.exitcode for run in runs] == [0, 0]
+    _generate_val(tmp_path / "alone")
+    shared, alone = tmp_path / "shared" / "val", tmp_path / "alone" / "val"
+    assert sorted(p.name for p in shared.rglob("*")) == sorted(p.name for p in alone.rglob("*"))  # no temp left
+    for name in ("manifest.jsonl", "clips.jsonl", "videos/000011.mp4"):
+        assert (shared / name).read_bytes() == (alone / name).read_bytes()
+
+
 def test_questions_per_clip_and_metadata_round_trip(tmp_path):
     manifest = generate_dataset(tmp_path, n=4, seed=1, questions_per_clip=2)
     lines = [json.loads(line) for line in manifest.read_text().splitlines()]

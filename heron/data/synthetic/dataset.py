@@ -92,18 +92,23 @@ def generate_dataset(
         for index, clip_seed in enumerate(clip_seeds)
     ]
     manifest, clips_path = split_dir / "manifest.jsonl", split_dir / "clips.jsonl"
-    # Write to temporary names and rename at the end, so an interrupted run leaves no half manifest.
-    tmp_manifest = manifest.with_suffix(".jsonl.tmp")
-    tmp_clips = clips_path.with_suffix(".jsonl.tmp")
+    # Write to temporary names of this process and rename at the end, so an interrupted run
+    # leaves no half manifest and two runs generating the same split never mix their lines.
+    tmp_manifest = manifest.with_name(f"{manifest.name}.{os.getpid()}.tmp")
+    tmp_clips = clips_path.with_name(f"{clips_path.name}.{os.getpid()}.tmp")
     questions = 0
-    with open(tmp_manifest, "w") as mf, open(tmp_clips, "w") as cf:
-        for job in tqdm(jobs, disable=not progress, desc=f"synth {split}", unit="clip"):
-            clip_record, items = _build_clip(job)
-            cf.write(json.dumps(clip_record) + "\n")
-            mf.writelines(json.dumps(item) + "\n" for item in items)
-            questions += len(items)
-    os.replace(tmp_manifest, manifest)
-    os.replace(tmp_clips, clips_path)
+    try:
+        with open(tmp_manifest, "w") as mf, open(tmp_clips, "w") as cf:
+            for job in tqdm(jobs, disable=not progress, desc=f"synth {split}", unit="clip"):
+                clip_record, items = _build_clip(job)
+                cf.write(json.dumps(clip_record) + "\n")
+                mf.writelines(json.dumps(item) + "\n" for item in items)
+                questions += len(items)
+        os.replace(tmp_manifest, manifest)
+        os.replace(tmp_clips, clips_path)
+    finally:
+        tmp_manifest.unlink(missing_ok=True)
+        tmp_clips.unlink(missing_ok=True)
     logger.info("wrote %d clips and %d questions to %s", n, questions, manifest)
     return manifest
 
