@@ -40,6 +40,8 @@ class DataConfig:
     # Where the demo recipe writes one captioning sample per training clip (scored on all text;
     # LLaVA's alignment data); stages use it by naming it in their `train:` list. None = not written.
     captions: str | None = None
+    # Likewise for the validation clips: a stage's `val:` names it to measure caption loss.
+    val_captions: str | None = None
     frame_cache: str | None = None  # folder for decoded uint8 frames (.npy); None = decode each time
     # Keep the frozen vision tower's features of every media item in RAM after first use. The tower
     # is frozen in both stages, so this changes no number, only the time (tested).
@@ -60,6 +62,7 @@ class StageConfig:
     trainable: Trainable = "connector"
     # This stage's training files, mixed (each sample keeps its own label mode); empty = [data.train]
     train: list[str] = field(default_factory=list)
+    val: str | None = None  # this stage's validation JSONL (its val_loss); None = data.val
     steps: int = 1000  # optimizer steps
     batch_size: int = 16  # samples per micro-batch
     grad_accumulation: int = 1  # micro-batches per optimizer step (effective batch = product)

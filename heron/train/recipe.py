@@ -51,6 +51,8 @@ def make_data(run: RunConfig, *, force: bool = False, progress: bool = True) -> 
         write_caption_samples(manifests["train"], run.train.data.captions)
     if run.train.data.val:
         write_qa_samples(manifests["val"], run.train.data.val, seed=run.train.seed)
+    if run.train.data.val_captions:
+        write_caption_samples(manifests["val"], run.train.data.val_captions)
     return manifests
 
 

@@ -72,8 +72,9 @@ class StageRun:
         self.loader = MediaLoader(data.decode_config(), data.frame_cache)
         self.train_set = InterleavedDataset(self.stage.train or [data.train], self.model.tokenizer, self.loader, labels=data.labels,
                                             max_length=self.model.max_context)
-        self.val_set = (InterleavedDataset(data.val, self.model.tokenizer, self.loader, labels=data.labels)
-                        if data.val else None)
+        val = self.stage.val or data.val
+        self.val_set = (InterleavedDataset(val, self.model.tokenizer, self.loader, labels=data.labels)
+                        if val else None)
         self.media = trainer.media_encoder(self.model, self.loader)
         self.optimizer = make_optimizer(self.model, self.stage)
         self.order = SampleOrder(len(self.train_set), trainer.cfg.seed + 1000 * index)

@@ -29,9 +29,11 @@ def _config(root) -> dict:
         "train": {
             "output_dir": f"{build}/run", "save_to": f"{root}/model", "device": "cpu", "progress": False,
             "data": {"train": f"{build}/data/train.jsonl", "captions": f"{build}/data/captions.jsonl",
+                     "val_captions": f"{build}/data/val_captions.jsonl",
                      "decode": {"fps": 8.0, "window_frames": 8, "size": 32}, "frame_cache": f"{build}/frames",
                      "dense_questions": True, "max_turns": 4},
-            "stages": [{"name": "align", "trainable": "connector", "train": [f"{build}/data/captions.jsonl"], **stage},
+            "stages": [{"name": "align", "trainable": "connector", "train": [f"{build}/data/captions.jsonl"],
+                        **stage, "val": f"{build}/data/val_captions.jsonl", "eval_samples": 1},
                        {"name": "tune", "trainable": "end_to_end", **stage}],
         },
         "pretrain": {
@@ -59,8 +61,10 @@ def test_recipe_builds_evaluates_and_then_reuses_what_is_built(tmp_path):
     assert model_dir == tmp_path / "model" and (model_dir / "model.safetensors").exists()
     captions = read_samples(tmp_path / "build/data/captions.jsonl")
     assert len(captions) == 4 and all(s.labels == "text" for s in captions)
+    assert len(read_samples(tmp_path / "build/data/val_captions.jsonl")) == 1  # one per validation clip
     align = json.loads((tmp_path / "build/run/align/model/training.json").read_text())
     assert align["stages"][0]["train"] == [str(tmp_path / "build/data/captions.jsonl")]
+    assert align["evals"][-1]["val_loss"] > 0  # measured on the validation captions
     report = json.loads((model_dir / "eval.json").read_text())
     assert report["overall"]["n"] >= 2 * 4 and "time-embeddings" in report["ablations"]
     first = json.loads((model_dir / "recipe.json").read_text())["seconds"]

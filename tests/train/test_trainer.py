@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -158,3 +159,15 @@ def test_a_stage_trains_on_its_own_files(tmp_path, tiny_data):
     assert batch.label_count > 3 * 10  # whole captions are scored, not just a few answer words
     second = trainer.stage(1, run.model)
     assert second.train_set.paths == [tiny_data["train"]]  # no list: train.data.train
+
+
+def test_a_stage_validates_on_its_own_file(tmp_path, tiny_data):
+    """Stage 1 learns captions: its validation loss is measured on validation clips' captions."""
+    val_captions = write_caption_samples(tiny_data["val_manifest"], tmp_path / "val_captions.jsonl")
+    own = StageConfig(name="align", val=str(val_captions), steps=1, batch_size=3, eval_samples=2, eval_questions=0)
+    run = tiny_run(tmp_path, tiny_data, own, dataclasses.replace(STAGE2, eval_samples=2))
+    trainer = Trainer(run)
+    first, second = trainer.stage(0, run.model), trainer.stage(1, run.model)
+    assert first.val_set.paths == [val_captions] and {s.labels for s in first.val_set.samples} == {"text"}
+    assert second.val_set.paths == [tiny_data["val"]]  # no val: train.data.val
+    assert first.validate()["val_loss"] != second.validate()["val_loss"]
