@@ -53,6 +53,17 @@ class ResamplerConfig:
     num_latents: int = 64  # R: visual tokens per media item, whatever T, S or resolution
     ffw_mult: int = 4
     max_frames: int = 8  # T_max of the learned time embeddings; longer windows interpolate
+    # Temporal pyramid: each level N cuts the window into N equal spans of frames, each resampled
+    # by the same latents; [1] = Flamingo (all T*S tokens at once). [1, 4]: tokens for the whole
+    # window and for each quarter (docs/model.md, "Time spans"). R / sum(levels) latents per span.
+    time_spans: list[int] = field(default_factory=lambda: [1])
+
+    def __post_init__(self) -> None:
+        if not self.time_spans or any(n < 1 for n in self.time_spans) or self.num_latents % sum(self.time_spans):
+            raise ConfigError(
+                f"resampler.time_spans must be levels >= 1 whose sum divides num_latents={self.num_latents}, "
+                f"got {self.time_spans}"
+            )
 
 
 @dataclass

@@ -19,13 +19,16 @@ class TimeEmbeddings(nn.Module):
         super().__init__()
         self.embeddings = nn.Parameter(torch.randn(max_frames, 1, dim) * 0.02)  # [T_max, 1, d]
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """features [B, T, S, d] -> features + time embedding of each frame, same shape."""
-        num_frames = features.shape[1]
+    def table(self, num_frames: int) -> torch.Tensor:
+        """The embedding of each of ``num_frames`` frames, [T, 1, d]."""
         table = self.embeddings  # [T_max, 1, d]
         if num_frames > table.shape[0]:
             stretched = F.interpolate(
                 table.permute(1, 2, 0), size=num_frames, mode="linear", align_corners=True
             )  # [1, d, T]
             table = stretched.permute(2, 0, 1)  # [T, 1, d]
-        return features + table[:num_frames].to(features.dtype)
+        return table[:num_frames]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """features [B, T, S, d] -> features + time embedding of each frame, same shape."""
+        return features + self.table(features.shape[1]).to(features.dtype)

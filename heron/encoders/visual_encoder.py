@@ -1,4 +1,11 @@
-"""Frames → R visual tokens: vision backbone, time embeddings, Perceiver Resampler."""
+"""Frames → R visual tokens: vision backbone, time embeddings, Perceiver Resampler.
+
+``time_spans`` is a temporal pyramid. At level N the window's frames are cut into N equal spans,
+each resampled on its own by the same latent queries, and each span's tokens get the mean time
+embedding of its frames; level 1 is Flamingo's resampling of the whole window. The levels' tokens
+are concatenated. Every level and span shares every weight, so when a token happened is told only
+by the time embeddings: zeroing them still removes all order (tested).
+"""
 
 from __future__ import annotations
 
@@ -21,9 +28,10 @@ class VisualEncoder(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.time_embeddings = TimeEmbeddings(max_frames=cfg.max_frames, dim=backbone.dim)
+        self.time_spans = list(cfg.time_spans)
         self.resampler = PerceiverResampler(
             dim=backbone.dim, depth=cfg.depth, heads=cfg.heads, head_dim=cfg.head_dim,
-            num_latents=cfg.num_latents, ffw_mult=cfg.ffw_mult,
+            num_latents=cfg.num_latents // sum(cfg.time_spans), ffw_mult=cfg.ffw_mult,
         )
 
     @property
@@ -32,12 +40,24 @@ class VisualEncoder(nn.Module):
 
     @property
     def num_latents(self) -> int:
-        return self.resampler.latents.shape[0]
+        return self.resampler.latents.shape[0] * sum(self.time_spans)
 
     def resample(self, features: torch.Tensor) -> torch.Tensor:
         """Backbone features [B, T, S, d] → latents [B, R, d]."""
         x = self.time_embeddings(features)  # [B, T, S, d]
-        return self.resampler(rearrange(x, "b t s d -> b (t s) d"))  # [B, R, d]
+        return torch.cat([self._resample_spans(x, spans) for spans in self.time_spans], dim=1)  # [B, R, d]
+
+    def _resample_spans(self, x: torch.Tensor, spans: int) -> torch.Tensor:
+        """Time-embedded features [B, T, S, d] → [B, spans * R', d], R' latents per span in order."""
+        if spans == 1:  # Flamingo
+            return self.resampler(rearrange(x, "b t s d -> b (t s) d"))  # [B, R', d]
+        index = span_frames(x.shape[1], spans).to(x.device)  # [N, L]
+        latents = self.resampler(rearrange(x[:, index], "b n l s d -> (b n) (l s) d"))  # [B*N, R', d]
+        latents = rearrange(latents, "(b n) r d -> b n r d", n=spans)  # [B, N, R', d]
+        # Each span's tokens carry when it was (the mean embedding of its frames), so the LM can
+        # tell early tokens from late ones; nothing but the time embeddings says when.
+        span_time = self.time_embeddings.table(x.shape[1])[index].mean(dim=1)  # [N, 1, d]
+        return rearrange(latents + span_time.to(latents.dtype), "b n r d -> b (n r) d")  # [B, N*R', d]
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames uint8 [B, T, H, W, 3] → latents [B, R, d]."""
@@ -69,6 +89,16 @@ class VisualEncoder(nn.Module):
             _check_pts(torch.as_tensor(pts, dtype=torch.float64), frames.shape[:2], single)
         latents = self(frames.to(next(self.parameters()).device))  # [B, R, d]
         return latents[0] if single else latents
+
+
+def span_frames(num_frames: int, spans: int) -> torch.Tensor:
+    """Frame indices [spans, L] of ``spans`` equal runs of L = ceil(T / spans) frames covering
+    0..T-1 in order: evenly spaced starts, so runs overlap when T is not a multiple of ``spans``
+    and repeat frames when T < spans (one image gives every span the same frame)."""
+    length = -(-num_frames // spans)
+    last_start = num_frames - length
+    starts = torch.linspace(0, last_start, spans).round().long()  # [spans]
+    return starts[:, None] + torch.arange(length)  # [spans, L]
 
 
 def _check_pts(pts: torch.Tensor, frames_shape: torch.Size, single: bool) -> None:
