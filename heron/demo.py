@@ -7,6 +7,7 @@ noise: it still exercises every stage (Ray actors, embedded Redis, the latents c
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -38,7 +39,11 @@ def make_clip(directory: Path = DEMO_DIR) -> tuple[Path, list[dict]]:
     return write_video(directory / "demo.mp4", frames, fps=cfg.fps), make_questions(meta, rng)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="python -m heron.demo",
+        description="Make a sample clip and ask Heron about it through `heron ask` (what `make demo` runs).",
+    ).parse_args(argv)
     config = demo_config()
     video, questions = make_clip()
     print(f"sample clip: {video} (preset: {config})")

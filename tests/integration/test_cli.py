@@ -71,3 +71,13 @@ def test_debug_shows_the_traceback(env, tmp_path):
 
     with pytest.raises(SourceNotFoundError):
         main(["ask", str(tmp_path / "nope.mp4"), "What?", "--debug"])
+
+
+def test_demo_help_explains_and_does_nothing_else(tmp_path, monkeypatch, capsys):
+    from heron.demo import main as demo_main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        demo_main(["--help"])
+    assert exited.value.code == 0 and "usage: python -m heron.demo" in capsys.readouterr().out
+    assert not (tmp_path / ".heron").exists()  # no clip made, no service started
