@@ -59,9 +59,11 @@ class ResamplerConfig:
     time_spans: list[int] = field(default_factory=lambda: [1])
 
     def __post_init__(self) -> None:
-        if not self.time_spans or any(n < 1 for n in self.time_spans) or self.num_latents % sum(self.time_spans):
+        levels = self.time_spans
+        if (not levels or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in levels)
+                or self.num_latents % sum(levels)):
             raise ConfigError(
-                f"resampler.time_spans must be levels >= 1 whose sum divides num_latents={self.num_latents}, "
+                f"resampler.time_spans must be integer levels >= 1 whose sum divides num_latents={self.num_latents}, "
                 f"got {self.time_spans}"
             )
 

@@ -116,7 +116,7 @@ def test_with_time_spans_order_still_lives_only_in_time_embeddings():
     torch.testing.assert_close(forward, swap_halves(backward), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("spans", [[], [0], [4], [1, 2, 1]])
+@pytest.mark.parametrize("spans", [[], [0], [4], [1, 2, 1], ["2"], [1.0]])
 def test_time_span_levels_must_divide_the_latents(spans):
     with pytest.raises(ConfigError, match="time_spans"):
         ResamplerConfig(num_latents=6, time_spans=spans)
