@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+
+from heron.data.atomic import atomic_path
 
 # Container suffix -> (codec, pixel format) that FFmpeg's bundled encoders in PyAV provide.
 DEFAULT_CODECS = {
@@ -42,12 +43,8 @@ def write_video(
     codec_name, pix_fmt = DEFAULT_CODECS.get(path.suffix.lower(), ("libx264", "yuv420p"))
     codec_name = codec or codec_name
     time_base = Fraction(1, 1000) if pts_seconds is not None else Fraction(1, round(fps))
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # the suffix picks the muxer
-    try:
+    with atomic_path(path) as tmp:  # concurrent writers of one file never mix
         _encode(tmp, frames, codec_name, pix_fmt, fps, time_base, pts_seconds, gop)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from heron.data.atomic import atomic_path
 from heron.errors import ConfigError, MediaCountMismatchError, PromptTooLongError
 from heron.models.tokenizer import END_OF_CHUNK_TOKEN, IMAGE_TOKEN
 from heron.pipeline.decode import DecodeConfig, VideoDecoder, output_size
@@ -166,9 +167,8 @@ class MediaLoader:
         if path.exists():
             return np.load(path)
         frames = self._decode(ref)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, frames)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:  # two trainers sharing the cache never read a half file
+            np.save(tmp, frames)
         return frames
 
     def _decode(self, ref: MediaRef) -> np.ndarray:

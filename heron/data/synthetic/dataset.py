@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import numbers
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from heron.data.atomic import atomic_path
 from heron.data.synthetic.config import CATEGORIES, SPLITS, ClipConfig, SyntheticConfigError
 from heron.data.synthetic.questions import make_caption, make_questions
 from heron.data.synthetic.render import generate_clip
@@ -92,23 +92,16 @@ def generate_dataset(
         for index, clip_seed in enumerate(clip_seeds)
     ]
     manifest, clips_path = split_dir / "manifest.jsonl", split_dir / "clips.jsonl"
-    # Write to temporary names of this process and rename at the end, so an interrupted run
-    # leaves no half manifest and two runs generating the same split never mix their lines.
-    tmp_manifest = manifest.with_name(f"{manifest.name}.{os.getpid()}.tmp")
-    tmp_clips = clips_path.with_name(f"{clips_path.name}.{os.getpid()}.tmp")
+    # Written under temporary names and renamed at the end, so an interrupted run leaves no half
+    # manifest and two runs generating the same split never mix their lines.
     questions = 0
-    try:
+    with atomic_path(manifest) as tmp_manifest, atomic_path(clips_path) as tmp_clips:
         with open(tmp_manifest, "w") as mf, open(tmp_clips, "w") as cf:
             for job in tqdm(jobs, disable=not progress, desc=f"synth {split}", unit="clip"):
                 clip_record, items = _build_clip(job)
                 cf.write(json.dumps(clip_record) + "\n")
                 mf.writelines(json.dumps(item) + "\n" for item in items)
                 questions += len(items)
-        os.replace(tmp_manifest, manifest)
-        os.replace(tmp_clips, clips_path)
-    finally:
-        tmp_manifest.unlink(missing_ok=True)
-        tmp_clips.unlink(missing_ok=True)
     logger.info("wrote %d clips and %d questions to %s", n, questions, manifest)
     return manifest
 
