@@ -57,9 +57,6 @@ class ResamplerConfig:
     # by the same latents; [1] = Flamingo (all T*S tokens at once). [1, 4]: tokens for the whole
     # window and for each quarter (docs/model.md, "Time spans"). R / sum(levels) latents per span.
     time_spans: list[int] = field(default_factory=lambda: [1])
-    # A learned embedding per token position within a frame, added to the resampler's attention
-    # values only: latents select by what and when, and report where (docs/model.md).
-    spatial_values: bool = False
 
     def __post_init__(self) -> None:
         levels = self.time_spans

@@ -15,7 +15,6 @@ from torch import nn
 
 from heron.config import ResamplerConfig
 from heron.encoders.resampler import PerceiverResampler
-from heron.encoders.spatial_embeddings import SpatialEmbeddings
 from heron.encoders.time_embeddings import TimeEmbeddings
 from heron.encoders.preprocess import check_frames
 from heron.encoders.vision import VisionBackbone
@@ -29,10 +28,6 @@ class VisualEncoder(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.time_embeddings = TimeEmbeddings(max_frames=cfg.max_frames, dim=backbone.dim)
-        self.spatial_embeddings = (
-            SpatialEmbeddings(tokens_per_frame=backbone.tokens_per_frame, dim=backbone.dim)
-            if cfg.spatial_values else None
-        )
         self.time_spans = list(cfg.time_spans)
         self.resampler = PerceiverResampler(
             dim=backbone.dim, depth=cfg.depth, heads=cfg.heads, head_dim=cfg.head_dim,
@@ -55,21 +50,14 @@ class VisualEncoder(nn.Module):
     def _resample_spans(self, x: torch.Tensor, spans: int) -> torch.Tensor:
         """Time-embedded features [B, T, S, d] → [B, spans * R', d], R' latents per span in order."""
         if spans == 1:  # Flamingo
-            return self.resampler(rearrange(x, "b t s d -> b (t s) d"), self._where(x.shape[1], x.shape[2]))  # [B, R', d]
+            return self.resampler(rearrange(x, "b t s d -> b (t s) d"))  # [B, R', d]
         index = span_frames(x.shape[1], spans).to(x.device)  # [N, L]
-        span_tokens = rearrange(x[:, index], "b n l s d -> (b n) (l s) d")  # [B*N, L*S, d]
-        latents = self.resampler(span_tokens, self._where(index.shape[1], x.shape[2]))  # [B*N, R', d]
+        latents = self.resampler(rearrange(x[:, index], "b n l s d -> (b n) (l s) d"))  # [B*N, R', d]
         latents = rearrange(latents, "(b n) r d -> b n r d", n=spans)  # [B, N, R', d]
         # Each span's tokens carry when it was (the mean embedding of its frames), so the LM can
         # tell early tokens from late ones; nothing but the time embeddings says when.
         span_time = self.time_embeddings.table(x.shape[1])[index].mean(dim=1)  # [N, 1, d]
         return rearrange(latents + span_time.to(latents.dtype), "b n r d -> b (n r) d")  # [B, N*R', d]
-
-    def _where(self, num_frames: int, tokens_per_frame: int) -> torch.Tensor | None:
-        """Spatial embeddings of ``num_frames`` flattened frames [T*S, d], or None without them."""
-        if self.spatial_embeddings is None:
-            return None
-        return self.spatial_embeddings(num_frames, tokens_per_frame)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames uint8 [B, T, H, W, 3] → latents [B, R, d]."""

@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from heron.config import ResamplerConfig
-from heron.errors import ConfigError, FrameFormatError
+from heron.errors import ConfigError
 from heron.encoders import PerceiverResampler, TimeEmbeddings
-from heron.encoders.resampler import PerceiverAttention
 from heron.encoders.visual_encoder import span_frames
 from heron.models import build_model
 
@@ -128,55 +127,3 @@ def test_span_frames_cover_every_frame_in_order():
     assert span_frames(10, 4).tolist() == [[0, 1, 2], [2, 3, 4], [5, 6, 7], [7, 8, 9]]  # overlapping runs
     assert span_frames(1, 3).tolist() == [[0], [0], [0]]  # an image: every span sees it
     assert span_frames(5, 1).tolist() == [[0, 1, 2, 3, 4]]
-
-
-def _spatial_encoder(**resampler):
-    cfg = tiny_config("gpt2", resampler=ResamplerConfig(depth=2, heads=2, head_dim=8, num_latents=6, ffw_mult=2,
-                                                        max_frames=4, **resampler))
-    return build_model(cfg).encoder
-
-
-@pytest.mark.parametrize("keep_cls", [True, False])
-def test_tokens_per_frame_is_what_the_tower_returns(keep_cls, rng):
-    cfg = tiny_config("gpt2")
-    cfg.vision.keep_cls = keep_cls
-    backbone = build_model(cfg).encoder.backbone
-    frames = torch.from_numpy(rng.integers(0, 256, size=(1, 2, 16, 16, 3), dtype="uint8"))
-    assert backbone(frames).shape[2] == backbone.tokens_per_frame == 4 + keep_cls
-
-
-@pytest.mark.parametrize("spans", [[1], [1, 2]])
-def test_spatial_values_tell_the_resampler_where_a_token_is(spans):
-    features = torch.randn(2, 4, 4, 24)  # [B, T, S, d], S = the tiny tower's 4 patches
-    shuffled = features[:, :, torch.tensor([3, 0, 1, 2])]  # the same patches, elsewhere
-    plain, spatial = _spatial_encoder(time_spans=spans), _spatial_encoder(time_spans=spans, spatial_values=True)
-    assert spatial.spatial_embeddings.embeddings.shape == (4, 24)
-    with torch.no_grad():
-        # a Perceiver is blind to where its inputs are ...
-        torch.testing.assert_close(plain.resample(features), plain.resample(shuffled), rtol=1e-5, atol=1e-5)
-        # ... unless told
-        assert (spatial.resample(features) - spatial.resample(shuffled)).abs().max() > 1e-3
-        # and when is still told only by the time embeddings
-        spatial.time_embeddings.embeddings.zero_()
-        if spans == [1]:
-            torch.testing.assert_close(spatial.resample(features), spatial.resample(features.flip(1)), rtol=1e-5, atol=1e-5)
-
-
-def test_spatial_values_change_what_a_latent_reads_not_where_it_looks():
-    """Through the values only, the update is affine in ``where``: f(2w) - f(w) = f(w) - f(0).
-    Through the keys, the softmax would bend it."""
-    torch.manual_seed(0)
-    attention = PerceiverAttention(dim=16, heads=2, head_dim=8)
-    media, latents, where = torch.randn(2, 12, 16), torch.randn(2, 3, 16), torch.randn(12, 16)
-    with torch.no_grad():
-        f = lambda w: attention(media, latents, w)  # noqa: E731
-        step = f(where) - f(torch.zeros_like(where))
-        assert step.abs().max() > 1e-3
-        torch.testing.assert_close(f(2 * where) - f(where), step, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(f(torch.zeros_like(where)), f(None))
-
-
-def test_spatial_values_refuse_another_number_of_tokens():
-    encoder = _spatial_encoder(spatial_values=True)
-    with pytest.raises(FrameFormatError, match="learned for 4 tokens per frame"):
-        encoder.resample(torch.randn(1, 2, 7, 24))
