@@ -43,16 +43,8 @@ def write_video(
     codec_name, pix_fmt = DEFAULT_CODECS.get(path.suffix.lower(), ("libx264", "yuv420p"))
     codec_name = codec or codec_name
     time_base = Fraction(1, 1000) if pts_seconds is not None else Fraction(1, round(fps))
-    with atomic_path(path) as tmp:  # concurrent writers of one file never mix
-        _encode(tmp, frames, codec_name, pix_fmt, fps, time_base, pts_seconds, gop)
-    return path
-
-
-def _encode(
-    path: Path, frames: np.ndarray, codec_name: str, pix_fmt: str, fps: float, time_base: Fraction,
-    pts_seconds: np.ndarray | None, gop: int | None,
-) -> None:
-    with av.open(str(path), mode="w") as container:
+    # Concurrent writers of one file never mix: each encodes under its own name, then renames.
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w") as container:
         stream = container.add_stream(codec_name, rate=Fraction(round(fps * 1000), 1000))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
         stream.time_base = time_base
@@ -73,3 +65,4 @@ def _encode(
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
