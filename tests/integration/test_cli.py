@@ -80,4 +80,5 @@ def test_demo_help_explains_and_does_nothing_else(tmp_path, monkeypatch, capsys)
     with pytest.raises(SystemExit) as exited:
         demo_main(["--help"])
     assert exited.value.code == 0 and "usage: python -m heron.demo" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []  # no clip written, nothing started
     assert not (tmp_path / ".heron").exists()  # no clip made, no service started
