@@ -25,6 +25,10 @@ class UnsupportedArchitectureError(ConfigError):
     """The language model's architecture is not in Heron's decoder-layer lookup table."""
 
 
+class StageMismatchError(ConfigError):
+    """A finished training stage on disk was trained under another config than the one given."""
+
+
 class CheckpointMismatchError(HeronError):
     """Weights on disk do not fit the model: lists missing, unexpected and mis-shaped keys."""
 

@@ -24,11 +24,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+import yaml
 from tqdm import tqdm
 
-from heron.config import ModelConfig
+from heron.config import CrossAttentionConfig, ModelConfig, ResamplerConfig
+from heron.errors import StageMismatchError
 from heron.models.heron_model import HeronModel
-from heron.models.loading import load_model, resolve_device, save_pretrained
+from heron.models.loading import CONFIG_FILE, load_model, resolve_device, save_pretrained
 from heron.train.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from heron.train.config import RunConfig, StageConfig
 from heron.train.dataset import Batch, InterleavedDataset, MediaLoader, SampleOrder
@@ -268,6 +270,7 @@ class Trainer:
         for index, stage in enumerate(self.cfg.stages):
             done = Path(self.cfg.output_dir) / stage.name / "model"
             if resume and (done / TRAINING_FILE).exists():
+                check_finished_stage(done, self.cfg.stages[: index + 1], self.run.model)
                 log.info("stage %s already done: %s", stage.name, done)
                 init = done
                 continue
@@ -278,3 +281,30 @@ class Trainer:
             shutil.copytree(init, target)
             init = target
         return init
+
+
+def check_finished_stage(done: Path, stages: list[StageConfig], model: ModelConfig) -> None:
+    """Refuse to reuse a finished stage that was trained under another config.
+
+    A stage's saved model is reused as is, so a changed stage (or an earlier one), or a changed
+    connector (resampler, cross-attention), would otherwise keep the old weights without a word.
+    """
+    record = json.loads((done / TRAINING_FILE).read_text())
+    saved = yaml.safe_load((done / CONFIG_FILE).read_text())
+    now = json.loads(json.dumps([asdict(s) for s in stages], default=str))  # as the record stores it
+    changed = [f"stages[{i}] ({stage['name']})" for i, (stage, old) in
+               enumerate(zip(now, record.get("stages", []))) if stage != old]
+    if len(record.get("stages", [])) != len(now):
+        changed.append("the number of stages before it")
+    connector = {"resampler": (ResamplerConfig, model.resampler), "xattn": (CrossAttentionConfig, model.xattn)}
+    for key, (cls, current) in connector.items():
+        if asdict(cls(**saved.get(key, {}))) != asdict(current):  # fields missing on disk take their defaults
+            changed.append(f"model.{key}")
+    if saved.get("connector") != model.connector:
+        changed.append("model.connector")
+    if changed:
+        raise StageMismatchError(
+            f"{done} was trained under another config ({', '.join(changed)} differ); delete "
+            f"{done.parent} to train that stage again, or rerun with --no-resume (heron train) / --force "
+            f"(demo-model) to redo everything"
+        )

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import heron
-from heron.errors import CheckpointMismatchError
+from heron.errors import CheckpointMismatchError, StageMismatchError
 from heron.train.checkpoint import latest_checkpoint, load_checkpoint
 from heron.train.config import StageConfig
 from heron.train.dataset import write_caption_samples
@@ -171,3 +171,20 @@ def test_a_stage_validates_on_its_own_file(tmp_path, tiny_data):
     assert first.val_set.paths == [val_captions] and {s.labels for s in first.val_set.samples} == {"text"}
     assert second.val_set.paths == [tiny_data["val"]]  # no val: train.data.val
     assert first.validate()["val_loss"] != second.validate()["val_loss"]
+
+
+def test_a_finished_stage_is_reused_only_under_the_config_it_was_trained_with(tmp_path, tiny_data):
+    quick = dataclasses.replace(STAGE1, steps=2)
+    run = tiny_run(tmp_path, tiny_data, quick)
+    done = Trainer(run).fit()
+    weights = (done / "model.safetensors").read_bytes()
+    assert Trainer(run).fit() == done and (done / "model.safetensors").read_bytes() == weights  # reused as is
+
+    longer = tiny_run(tmp_path, tiny_data, dataclasses.replace(quick, steps=3))
+    with pytest.raises(StageMismatchError, match=r"stages\[0\] \(s1\) differ"):
+        Trainer(longer).fit()
+    other_connector = tiny_run(tmp_path, tiny_data, quick)
+    other_connector.model.resampler = dataclasses.replace(other_connector.model.resampler, num_latents=6)
+    with pytest.raises(StageMismatchError, match=r"model\.resampler differ"):
+        Trainer(other_connector).fit()
+    assert (done / "model.safetensors").read_bytes() == weights  # nothing done was lost
