@@ -138,8 +138,10 @@ def build_demo_model(config: str | Path, *, force: bool = False, progress: bool 
     times["data"] = time.perf_counter() - clock
     times.update({f"pretrain_{k}": v for k, v in pretrain_backbones(run, manifests, force=force, progress=progress).items()})
     clock = time.perf_counter()
-    final = Trainer(run).fit(resume=not force)
-    times["stages"] = time.perf_counter() - clock
+    trainer = Trainer(run)
+    final = trainer.fit(resume=not force)
+    # every stage found done: recorded as null like reused backbones (each stage's training.json has its time)
+    times["stages"] = None if len(trainer.reused) == len(run.train.stages) else time.perf_counter() - clock
     clock = time.perf_counter()
     model_dir = final
     report = evaluate_dir(model_dir, manifests["test"], run, progress=progress)

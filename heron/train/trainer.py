@@ -242,7 +242,8 @@ class StageRun:
 
 
 class Trainer:
-    """Runs the stages of ``run.train`` in order; a finished stage (its model/ exists) is skipped."""
+    """Runs the stages of ``run.train`` in order; a finished stage (its model/ exists, trained under
+    this config) is skipped."""
 
     def __init__(self, run: RunConfig):
         self.run, self.cfg = run, run.train
@@ -252,6 +253,7 @@ class Trainer:
         self._media_encoders: dict[int, MediaEncoder] = {}
         self._questions: dict[tuple[str, int], list] = {}
         self._features: dict = {}  # tower features, shared by the stages (the tower never changes)
+        self.reused: list[str] = []  # stages the last fit() found finished and reused
 
     def media_encoder(self, model: HeronModel, loader: MediaLoader) -> MediaEncoder:
         return MediaEncoder(model, loader, cache_features=self.cfg.data.cache_features, features=self._features)
@@ -266,12 +268,15 @@ class Trainer:
         return StageRun(self, index, init)
 
     def fit(self, *, resume: bool = True) -> Path:
+        """Train every stage in order (reusing finished ones when resuming); returns the final model dir."""
         init: ModelConfig | Path = self.run.model
+        self.reused = []
         for index, stage in enumerate(self.cfg.stages):
             done = Path(self.cfg.output_dir) / stage.name / "model"
             if resume and (done / TRAINING_FILE).exists():
                 check_finished_stage(done, self.cfg.stages[: index + 1], self.run.model)
                 log.info("stage %s already done: %s", stage.name, done)
+                self.reused.append(stage.name)
                 init = done
                 continue
             init = self.stage(index, init).run(resume=resume)

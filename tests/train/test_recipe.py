@@ -75,5 +75,6 @@ def test_recipe_builds_evaluates_and_then_reuses_what_is_built(tmp_path):
     build_demo_model(config, progress=False)
     again = json.loads((model_dir / "recipe.json").read_text())["seconds"]
     assert all(again[f"pretrain_{phase}"] is None for phase in ("tokenizer", "lm", "vision"))
+    assert first["stages"] > 0 and again["stages"] is None
     assert (tmp_path / "build/lm/model.safetensors").stat().st_mtime_ns == backbone
     assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path / "build/data"))
