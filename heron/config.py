@@ -45,6 +45,9 @@ class LMConfig:
     trust_remote_code: bool = False  # needed by LMs whose code lives on the hub (MPT)
 
 
+SPATIAL_VALUES = ("none", "space", "space_time")
+
+
 @dataclass
 class ResamplerConfig:
     depth: int = 6  # Perceiver layers
@@ -57,6 +60,11 @@ class ResamplerConfig:
     # by the same latents; [1] = Flamingo (all T*S tokens at once). [1, 4]: tokens for the whole
     # window and for each quarter (docs/model.md, "Time spans"). R / sum(levels) latents per span.
     time_spans: list[int] = field(default_factory=lambda: [1])
+    # Learned positions added to the resampler's attention values only, so latents select by what
+    # and when and report where: "none" (Flamingo), "space" (where each token is in its frame) or
+    # "space_time" (where, times a projection of the frame's time embedding: how it moved).
+    # docs/model.md, "Spatial values".
+    spatial_values: str = "none"
 
     def __post_init__(self) -> None:
         levels = self.time_spans
@@ -66,6 +74,8 @@ class ResamplerConfig:
                 f"resampler.time_spans must be integer levels >= 1 whose sum divides num_latents={self.num_latents}, "
                 f"got {self.time_spans}"
             )
+        if self.spatial_values not in SPATIAL_VALUES:
+            raise ConfigError(f"resampler.spatial_values must be one of {SPATIAL_VALUES}, got {self.spatial_values!r}")
 
 
 @dataclass

@@ -8,12 +8,15 @@ Exactly the seed notes' algorithm (Flamingo, Alayrac et al. 2022, Fig. 5):
         x = x + ffw(x)
     return norm(x)
 
-Module structure follows OpenFlamingo's so its checkpoints map one to one (heron.models.openflamingo).
+One option, off by default as in Flamingo: ``where``, added to the media's attention values only
+(spatial values, heron.encoders.spatial_values). Module structure follows OpenFlamingo's so its
+checkpoints map one to one (heron.models.openflamingo).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -39,11 +42,18 @@ class PerceiverAttention(nn.Module):
         self.to_kv = nn.Linear(dim, 2 * inner, bias=False)
         self.to_out = nn.Linear(inner, dim, bias=False)
 
-    def forward(self, media: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
-        """media [B, N, d] (N = T*S), latents [B, R, d] -> update for the latents [B, R, d]."""
+    def forward(self, media: torch.Tensor, latents: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
+        """media [B, N, d] (N = T*S), latents [B, R, d] -> update for the latents [B, R, d].
+
+        ``where`` [N, d] or [B, N, d], optional: added to the media's values only, through the same
+        value projection, so it changes what a latent reads but not where it looks.
+        """
         media, latents = self.norm_media(media), self.norm_latents(latents)
         q = self.to_q(latents)  # [B, R, h*dh]
         k, v = self.to_kv(torch.cat([media, latents], dim=1)).chunk(2, dim=-1)  # [B, N+R, h*dh]
+        if where is not None:
+            v_where = F.linear(where.to(v.dtype), self.to_kv.weight[v.shape[-1]:])  # [(B,) N, h*dh]
+            v = v + F.pad(v_where, (0, 0, 0, latents.shape[1]))  # the latents' own values unchanged
         q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in (q, k, v))
         attn = (q * self.scale @ k.transpose(-1, -2)).softmax(dim=-1)  # [B, h, R, N+R]
         out = rearrange(attn @ v, "b h n d -> b n (h d)")  # [B, R, h*dh]
@@ -62,10 +72,10 @@ class PerceiverResampler(nn.Module):
         )
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, media: torch.Tensor) -> torch.Tensor:
-        """media [B, N, d] -> latents [B, R, d]."""
+    def forward(self, media: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
+        """media [B, N, d] (and optionally ``where`` [(B,) N, d], see PerceiverAttention) -> latents [B, R, d]."""
         x = self.latents.to(media.dtype).expand(media.shape[0], -1, -1)  # [B, R, d]
         for attention, ffw in self.layers:
-            x = x + attention(media, x)
+            x = x + attention(media, x, where)
             x = x + ffw(x)
         return self.norm(x)

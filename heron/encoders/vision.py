@@ -63,6 +63,12 @@ class VisionBackbone(nn.Module):
     def dim(self) -> int:
         return self.tower.config.hidden_size
 
+    @property
+    def tokens_per_frame(self) -> int:
+        """S: patch tokens per frame, plus the CLS token when it is kept."""
+        side = self.settings.image_size // self.tower.config.patch_size
+        return side * side + int(self.has_cls and self.cfg.keep_cls)
+
     def pixel_values(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 [N, H, W, 3] -> normalised pixels [N, 3, size, size] on the tower's device."""
         param = next(self.tower.parameters())

@@ -15,6 +15,7 @@ from torch import nn
 
 from heron.config import ResamplerConfig
 from heron.encoders.resampler import PerceiverResampler
+from heron.encoders.spatial_values import SpatialValues
 from heron.encoders.time_embeddings import TimeEmbeddings
 from heron.encoders.preprocess import check_frames
 from heron.encoders.vision import VisionBackbone
@@ -28,6 +29,11 @@ class VisualEncoder(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.time_embeddings = TimeEmbeddings(max_frames=cfg.max_frames, dim=backbone.dim)
+        self.spatial_values = (
+            SpatialValues(tokens_per_frame=backbone.tokens_per_frame, dim=backbone.dim,
+                          timed=cfg.spatial_values == "space_time")
+            if cfg.spatial_values != "none" else None
+        )
         self.time_spans = list(cfg.time_spans)
         self.resampler = PerceiverResampler(
             dim=backbone.dim, depth=cfg.depth, heads=cfg.heads, head_dim=cfg.head_dim,
@@ -50,14 +56,29 @@ class VisualEncoder(nn.Module):
     def _resample_spans(self, x: torch.Tensor, spans: int) -> torch.Tensor:
         """Time-embedded features [B, T, S, d] → [B, spans * R', d], R' latents per span in order."""
         if spans == 1:  # Flamingo
-            return self.resampler(rearrange(x, "b t s d -> b (t s) d"))  # [B, R', d]
+            frames = torch.arange(x.shape[1], device=x.device)  # [T]
+            return self.resampler(rearrange(x, "b t s d -> b (t s) d"), self._where(frames, x.shape))  # [B, R', d]
         index = span_frames(x.shape[1], spans).to(x.device)  # [N, L]
-        latents = self.resampler(rearrange(x[:, index], "b n l s d -> (b n) (l s) d"))  # [B*N, R', d]
+        span_tokens = rearrange(x[:, index], "b n l s d -> (b n) (l s) d")  # [B*N, L*S, d]
+        latents = self.resampler(span_tokens, self._where(index, x.shape))  # [B*N, R', d]
         latents = rearrange(latents, "(b n) r d -> b n r d", n=spans)  # [B, N, R', d]
         # Each span's tokens carry when it was (the mean embedding of its frames), so the LM can
         # tell early tokens from late ones; nothing but the time embeddings says when.
         span_time = self.time_embeddings.table(x.shape[1])[index].mean(dim=1)  # [N, 1, d]
         return rearrange(latents + span_time.to(latents.dtype), "b n r d -> b (n r) d")  # [B, N*R', d]
+
+    def _where(self, frames: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
+        """Spatial values of the resampled frames, or None without them.
+
+        frames: indices [L] (one run of frames) or [N, L] (N spans); shape: the features' [B, T, S, d].
+        Returns [L*S, d], or [B*N, L*S, d] in the resampler's (b n) batch order.
+        """
+        if self.spatial_values is None:
+            return None
+        batch, num_frames, tokens_per_frame, _ = shape
+        time_table = self.time_embeddings.table(num_frames)[frames]  # [L, 1, d] or [N, L, 1, d]
+        where = self.spatial_values(time_table, tokens_per_frame)  # [L*S, d] or [N, L*S, d]
+        return where if frames.ndim == 1 else where.repeat(batch, 1, 1)  # [L*S, d] or [B*N, L*S, d]
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames uint8 [B, T, H, W, 3] → latents [B, R, d]."""

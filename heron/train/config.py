@@ -76,7 +76,7 @@ class StageConfig:
     # the tanh gates (attn_gate, ff_gate) start at 0 and scale the gradient of everything behind
     # them, so in a short run they stay nearly shut unless they learn faster (docs/training.md).
     lr_multipliers: dict[str, float] = field(default_factory=dict)
-    no_weight_decay: list[str] = field(default_factory=lambda: ["time_embeddings", "resampler.latents"])
+    no_weight_decay: list[str] = field(default_factory=lambda: ["time_embeddings", "spatial_values.space", "resampler.latents"])
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
     eval_every: int = 0  # steps between validation runs; 0 = only at the end

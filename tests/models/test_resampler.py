@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from heron.config import ResamplerConfig
-from heron.errors import ConfigError
+from heron.errors import ConfigError, FrameFormatError
 from heron.encoders import PerceiverResampler, TimeEmbeddings
+from heron.encoders.resampler import PerceiverAttention
+from heron.encoders.spatial_values import SpatialValues
 from heron.encoders.visual_encoder import span_frames
 from heron.models import build_model
 
@@ -122,8 +124,101 @@ def test_time_span_levels_must_divide_the_latents(spans):
         ResamplerConfig(num_latents=6, time_spans=spans)
 
 
+@pytest.mark.parametrize("kind", [True, "spacetime", None])
+def test_spatial_values_must_be_a_known_kind(kind):
+    with pytest.raises(ConfigError, match="spatial_values must be one of"):
+        ResamplerConfig(spatial_values=kind)
+
+
 def test_span_frames_cover_every_frame_in_order():
     assert span_frames(16, 4).tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]]
     assert span_frames(10, 4).tolist() == [[0, 1, 2], [2, 3, 4], [5, 6, 7], [7, 8, 9]]  # overlapping runs
     assert span_frames(1, 3).tolist() == [[0], [0], [0]]  # an image: every span sees it
     assert span_frames(5, 1).tolist() == [[0, 1, 2, 3, 4]]
+
+
+def _spatial_encoder(**resampler):
+    cfg = tiny_config("gpt2", resampler=ResamplerConfig(depth=2, heads=2, head_dim=8, num_latents=6, ffw_mult=2,
+                                                        max_frames=4, **resampler))
+    return build_model(cfg).encoder
+
+
+@pytest.mark.parametrize("keep_cls", [True, False])
+def test_tokens_per_frame_is_what_the_tower_returns(keep_cls, rng):
+    cfg = tiny_config("gpt2")
+    cfg.vision.keep_cls = keep_cls
+    backbone = build_model(cfg).encoder.backbone
+    frames = torch.from_numpy(rng.integers(0, 256, size=(1, 2, 16, 16, 3), dtype="uint8"))
+    assert backbone(frames).shape[2] == backbone.tokens_per_frame == 4 + keep_cls
+
+
+@pytest.mark.parametrize("kind", ["space", "space_time"])
+@pytest.mark.parametrize("spans", [[1], [1, 2]])
+def test_spatial_values_tell_the_resampler_where_a_token_is(spans, kind):
+    features = torch.randn(2, 4, 4, 24)  # [B, T, S, d], S = the tiny tower's 4 patches
+    shuffled = features[:, :, torch.tensor([3, 0, 1, 2])]  # the same patches, elsewhere
+    plain, spatial = _spatial_encoder(time_spans=spans), _spatial_encoder(time_spans=spans, spatial_values=kind)
+    assert spatial.spatial_values.space.shape == (4, 24)
+    with torch.no_grad():
+        _open_time_mix(spatial)
+        # a Perceiver is blind to where its inputs are ...
+        torch.testing.assert_close(plain.resample(features), plain.resample(shuffled), rtol=1e-5, atol=1e-5)
+        # ... unless told
+        assert (spatial.resample(features) - spatial.resample(shuffled)).abs().max() > 1e-3
+        # and when is still told only by the time embeddings
+        if spans == [1]:
+            spatial.time_embeddings.embeddings.normal_()
+            assert (spatial.resample(features) - spatial.resample(features.flip(1))).abs().max() > 1e-3
+            spatial.time_embeddings.embeddings.zero_()
+            torch.testing.assert_close(spatial.resample(features), spatial.resample(features.flip(1)), rtol=1e-5, atol=1e-5)
+
+
+def _open_time_mix(encoder):
+    """space_time starts as space (its time projection is zero): give it a time factor to test."""
+    if encoder.spatial_values.time_mix is not None:
+        encoder.spatial_values.time_mix.weight.normal_(std=1.0)
+
+
+def test_space_time_values_tell_which_way_a_token_moved():
+    """A thing crossing four places left to right, or right to left, over four frames. Without
+    time in the tokens the resampler sees the same (token, place) pairs either way, so "space"
+    cannot tell the two apart; "space_time" pairs each place with its frame's time, and can."""
+    torch.manual_seed(0)
+    background, thing = torch.randn(24), torch.randn(24)
+    right = background.repeat(4, 4, 1)  # [T, S, d]
+    for t in range(4):
+        right[t, t] = thing  # place t in frame t
+    left = right.flip(0)  # place 3 - t in frame t
+    time_table = torch.randn(4, 1, 24)  # [T, 1, d]: what the time embeddings would be
+    resampler = PerceiverResampler(dim=24, depth=2, heads=2, head_dim=8, num_latents=6, ffw_mult=2)
+    outputs = {}
+    for kind in ["space", "space_time"]:
+        values = SpatialValues(tokens_per_frame=4, dim=24, timed=kind == "space_time")
+        with torch.no_grad():
+            if values.time_mix is not None:
+                assert values.time_mix.weight.abs().max() == 0  # starts as "space"
+                values.time_mix.weight.normal_(std=0.5)
+            where = values(time_table, tokens_per_frame=4)  # [T*S, d]
+            outputs[kind] = [resampler(x.reshape(1, 16, 24), where) for x in (right, left)]  # [1, R, d] each
+    torch.testing.assert_close(*outputs["space"], rtol=1e-5, atol=1e-5)
+    assert (outputs["space_time"][0] - outputs["space_time"][1]).abs().max() > 1e-3
+
+def test_spatial_values_change_what_a_latent_reads_not_where_it_looks():
+    """Through the values only, the update is affine in ``where``: f(2w) - f(w) = f(w) - f(0).
+    Through the keys, the softmax would bend it."""
+    torch.manual_seed(0)
+    attention = PerceiverAttention(dim=16, heads=2, head_dim=8)
+    media, latents, where = torch.randn(2, 12, 16), torch.randn(2, 3, 16), torch.randn(12, 16)
+    with torch.no_grad():
+        f = lambda w: attention(media, latents, w)  # noqa: E731
+        step = f(where) - f(torch.zeros_like(where))
+        assert step.abs().max() > 1e-3
+        torch.testing.assert_close(f(2 * where) - f(where), step, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(f(torch.zeros_like(where)), f(None))
+
+
+@pytest.mark.parametrize("kind", ["space", "space_time"])
+def test_spatial_values_refuse_another_number_of_tokens(kind):
+    encoder = _spatial_encoder(spatial_values=kind)
+    with pytest.raises(FrameFormatError, match="learned for 4 tokens per frame"):
+        encoder.resample(torch.randn(1, 2, 7, 24))

@@ -1,5 +1,7 @@
 """save_pretrained → load_model rebuilds the same function; the loader owns freezing."""
 
+import dataclasses
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -19,9 +21,13 @@ def _logits(model, media):
         return model(batch.input_ids, batch.attention_mask, batch.media).logits
 
 
-@pytest.mark.parametrize("connector", ["gated_xattn", "linear_prefix"])
-def test_save_then_load_gives_identical_logits(tmp_path, rng, connector):
-    model = heron.load_model(tiny_config("llama", connector=connector))
+@pytest.mark.parametrize("connector, resampler", [
+    ("gated_xattn", {}), ("linear_prefix", {}), ("gated_xattn", {"spatial_values": "space_time", "time_spans": [1, 2]}),
+])
+def test_save_then_load_gives_identical_logits(tmp_path, rng, connector, resampler):
+    cfg = tiny_config("llama", connector=connector)
+    cfg.resampler = dataclasses.replace(cfg.resampler, **resampler)
+    model = heron.load_model(cfg)
     open_gates(model, 0.7)
     with torch.no_grad():  # make Heron's weights differ from a fresh init
         for p in model.parameters():
