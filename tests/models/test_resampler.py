@@ -203,6 +203,7 @@ def test_space_time_values_tell_which_way_a_token_moved():
     torch.testing.assert_close(*outputs["space"], rtol=1e-5, atol=1e-5)
     assert (outputs["space_time"][0] - outputs["space_time"][1]).abs().max() > 1e-3
 
+
 def test_spatial_values_change_what_a_latent_reads_not_where_it_looks():
     """Through the values only, the update is affine in ``where``: f(2w) - f(w) = f(w) - f(0).
     Through the keys, the softmax would bend it."""
