@@ -65,6 +65,9 @@ class ResamplerConfig:
     # "space_time" (where, times a projection of the frame's time embedding: how it moved).
     # docs/model.md, "Spatial values".
     spatial_values: str = "none"
+    # How many of the R latents compete for media tokens as Slot Attention's slots do (softmax over
+    # those latents, so each token is shared out among them); 0 = Flamingo (docs/model.md).
+    competing_latents: int = 0
 
     def __post_init__(self) -> None:
         levels = self.time_spans
@@ -73,6 +76,12 @@ class ResamplerConfig:
             raise ConfigError(
                 f"resampler.time_spans must be integer levels >= 1 whose sum divides num_latents={self.num_latents}, "
                 f"got {self.time_spans}"
+            )
+        if (isinstance(self.competing_latents, bool) or not isinstance(self.competing_latents, int)
+                or not 0 <= self.competing_latents <= self.num_latents or self.competing_latents % sum(levels)):
+            raise ConfigError(
+                f"resampler.competing_latents must be an integer from 0 to num_latents={self.num_latents} that "
+                f"sum(time_spans)={sum(levels)} divides, got {self.competing_latents!r}"
             )
         if self.spatial_values not in SPATIAL_VALUES:
             raise ConfigError(f"resampler.spatial_values must be one of {SPATIAL_VALUES}, got {self.spatial_values!r}")

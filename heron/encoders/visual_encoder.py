@@ -38,6 +38,7 @@ class VisualEncoder(nn.Module):
         self.resampler = PerceiverResampler(
             dim=backbone.dim, depth=cfg.depth, heads=cfg.heads, head_dim=cfg.head_dim,
             num_latents=cfg.num_latents // sum(cfg.time_spans), ffw_mult=cfg.ffw_mult,
+            competing=cfg.competing_latents // sum(cfg.time_spans),
         )
 
     @property

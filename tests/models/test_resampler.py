@@ -130,6 +130,47 @@ def test_spatial_values_must_be_a_known_kind(kind):
         ResamplerConfig(spatial_values=kind)
 
 
+@pytest.mark.parametrize("competing, spans", [(-1, [1]), (7, [1]), (True, [1]), (1.0, [1]), (2, [1, 2])])
+def test_competing_latents_must_be_a_whole_share_of_the_latents(competing, spans):
+    with pytest.raises(ConfigError, match="competing_latents"):
+        ResamplerConfig(num_latents=6, time_spans=spans, competing_latents=competing)
+
+
+def test_a_lone_competing_latent_wins_every_token_whatever_it_asks():
+    """Softmax over latents: with one competing latent every media token is all its own, so it
+    reads the plain mean of the media's values. Softmax over tokens would follow its query."""
+    torch.manual_seed(0)
+    attention = PerceiverAttention(dim=16, heads=2, head_dim=8, competing=1)
+    media = torch.randn(2, 12, 16)
+    with torch.no_grad():
+        values = attention.to_kv(attention.norm_media(media)).chunk(2, dim=-1)[1]  # [B, N, h*dh]
+        mean_read = attention.to_out(values.mean(dim=1, keepdim=True))  # [B, 1, d]
+        for _ in range(3):
+            torch.testing.assert_close(attention(media, torch.randn(2, 1, 16)), mean_read, rtol=1e-4, atol=1e-5)
+        flamingo = PerceiverAttention(dim=16, heads=2, head_dim=8)
+        flamingo.load_state_dict(attention.state_dict())
+        assert (flamingo(media, torch.randn(2, 1, 16)) - mean_read).abs().max() > 1e-3
+
+
+def test_latents_past_the_competing_ones_attend_as_in_flamingo():
+    torch.manual_seed(0)
+    mixed = PerceiverAttention(dim=16, heads=2, head_dim=8, competing=2)
+    flamingo = PerceiverAttention(dim=16, heads=2, head_dim=8)
+    flamingo.load_state_dict(mixed.state_dict())
+    media, latents, where = torch.randn(2, 12, 16), torch.randn(2, 5, 16), torch.randn(12, 16)
+    with torch.no_grad():
+        out_mixed, out_flamingo = mixed(media, latents, where), flamingo(media, latents, where)  # [B, R, d]
+    torch.testing.assert_close(out_mixed[:, 2:], out_flamingo[:, 2:])
+    assert (out_mixed[:, :2] - out_flamingo[:, :2]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("spans", [[1], [1, 2]])
+def test_competing_latents_run_in_the_encoder(spans):
+    encoder = _spatial_encoder(time_spans=spans, competing_latents=3, spatial_values="space_time")
+    assert encoder.resampler.layers[0][0].competing == (3 if spans == [1] else 1)  # per span
+    assert encoder.resample(torch.randn(2, 4, 4, 24)).shape == (2, 6, 24)
+
+
 def test_span_frames_cover_every_frame_in_order():
     assert span_frames(16, 4).tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]]
     assert span_frames(10, 4).tolist() == [[0, 1, 2], [2, 3, 4], [5, 6, 7], [7, 8, 9]]  # overlapping runs

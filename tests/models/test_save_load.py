@@ -22,7 +22,7 @@ def _logits(model, media):
 
 
 @pytest.mark.parametrize("connector, resampler", [
-    ("gated_xattn", {}), ("linear_prefix", {}), ("gated_xattn", {"spatial_values": "space_time", "time_spans": [1, 2]}),
+    ("gated_xattn", {}), ("linear_prefix", {}), ("gated_xattn", {"spatial_values": "space_time", "time_spans": [1, 2], "competing_latents": 3}),
 ])
 def test_save_then_load_gives_identical_logits(tmp_path, rng, connector, resampler):
     cfg = tiny_config("llama", connector=connector)
