@@ -28,7 +28,7 @@ import yaml
 from tqdm import tqdm
 
 from heron.config import CrossAttentionConfig, ModelConfig, ResamplerConfig
-from heron.errors import StageMismatchError
+from heron.errors import ConfigError, StageMismatchError
 from heron.models.heron_model import HeronModel
 from heron.models.loading import CONFIG_FILE, load_model, resolve_device, save_pretrained
 from heron.train.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
@@ -294,17 +294,15 @@ def check_finished_stage(done: Path, stages: list[StageConfig], model: ModelConf
     A stage's saved model is reused as is, so a changed stage (or an earlier one), or a changed
     connector (resampler, cross-attention), would otherwise keep the old weights without a word.
     """
-    record = json.loads((done / TRAINING_FILE).read_text())
+    recorded = json.loads((done / TRAINING_FILE).read_text()).get("stages", [])
     saved = yaml.safe_load((done / CONFIG_FILE).read_text())
-    now = json.loads(json.dumps([asdict(s) for s in stages], default=str))  # as the record stores it
-    changed = [f"stages[{i}] ({stage['name']})" for i, (stage, old) in
-               enumerate(zip(now, record.get("stages", []))) if stage != old]
-    if len(record.get("stages", [])) != len(now):
+    changed = [f"stages[{i}] ({stage.name})" for i, (stage, old) in enumerate(zip(stages, recorded))
+               if not _same(StageConfig, old, stage)]
+    if len(recorded) != len(stages):
         changed.append("the number of stages before it")
-    connector = {"resampler": (ResamplerConfig, model.resampler), "xattn": (CrossAttentionConfig, model.xattn)}
-    for key, (cls, current) in connector.items():
-        if asdict(cls(**saved.get(key, {}))) != asdict(current):  # fields missing on disk take their defaults
-            changed.append(f"model.{key}")
+    changed += [f"model.{key}" for key, cls, current in
+                (("resampler", ResamplerConfig, model.resampler), ("xattn", CrossAttentionConfig, model.xattn))
+                if not _same(cls, saved.get(key, {}), current)]
     if saved.get("connector") != model.connector:
         changed.append("model.connector")
     if changed:
@@ -313,3 +311,14 @@ def check_finished_stage(done: Path, stages: list[StageConfig], model: ModelConf
             f"{done.parent} to train that stage again, or rerun with --no-resume (heron train) / --force "
             f"(demo-model) to redo everything"
         )
+
+
+def _same(cls: type, saved: dict, current: object) -> bool:
+    """Whether a config saved as a dict (perhaps by an older Heron: fields it lacks take their
+    defaults) equals ``current``, compared as JSON the way records store them."""
+    try:
+        old = cls(**saved)
+    except (TypeError, ConfigError):  # a field this Heron does not know, or a value it refuses
+        return False
+    as_json = lambda config: json.loads(json.dumps(asdict(config), default=str))  # noqa: E731
+    return as_json(old) == as_json(current)

@@ -179,6 +179,10 @@ def test_a_finished_stage_is_reused_only_under_the_config_it_was_trained_with(tm
     done = Trainer(run).fit()
     weights = (done / "model.safetensors").read_bytes()
     assert Trainer(run).fit() == done and (done / "model.safetensors").read_bytes() == weights  # reused as is
+    record = json.loads((done / "training.json").read_text())
+    del record["stages"][0]["keep_checkpoints"]  # as an older Heron, without that field, wrote it
+    (done / "training.json").write_text(json.dumps(record))
+    assert Trainer(run).fit() == done  # a missing field is its default, not a change
 
     longer = tiny_run(tmp_path, tiny_data, dataclasses.replace(quick, steps=3))
     with pytest.raises(StageMismatchError, match=r"stages\[0\] \(s1\) differ"):
