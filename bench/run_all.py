@@ -14,6 +14,7 @@ import argparse
 import shlex
 import sys
 import time
+import traceback
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -56,12 +57,16 @@ def main(argv: list[str] | None = None) -> dict:
     git_commit()  # pin the commit the run started on
     common = ["--config", args.config] + (["--device", args.device] if args.device else []) + (
         ["--quick"] if args.quick else [])
-    results, seconds = {}, {}
+    results, seconds, failed = {}, {}, []
     clock = time.perf_counter()
     for name in args.only:
         log(f"=== {name}")
         start = time.perf_counter()
-        results[name] = BENCHES[name].main(common + shlex.split(getattr(args, f"{name}_args")))
+        try:
+            results[name] = BENCHES[name].main(common + shlex.split(getattr(args, f"{name}_args")))
+        except Exception:  # one broken benchmark must not cost the others' numbers (a GPU lease is one shot)
+            traceback.print_exc()
+            failed.append(name)
         seconds[name] = time.perf_counter() - start
         print(flush=True)
     total = time.perf_counter() - clock
@@ -86,8 +91,12 @@ def main(argv: list[str] | None = None) -> dict:
         met = "-" if not op else ("yes" if (value >= target if op == ">=" else value <= target) else "NO")
         table.add(description, value, f"{op} {target:g}" if op else "-", met)
     table.notes += [", ".join(f"{name} {s:.0f} s" for name, s in seconds.items()), machine_line()]
+    if failed:
+        table.notes.append(f"FAILED (traceback above): {', '.join(failed)}")
     table.headline = f"HEADLINE bench: total {total:.0f} s for {', '.join(args.only)}"
     print(table.render(), flush=True)
+    if failed:
+        raise SystemExit(f"bench/run_all.py: {', '.join(failed)} failed; the other results are above")
     return {"values": values, "seconds": seconds, "total_s": total}
 
 

@@ -126,3 +126,19 @@ def test_every_benchmark_runs_quick(local_ray, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.rstrip().splitlines()[-1].startswith("HEADLINE bench: total")
     assert out.count("HEADLINE ") == 7  # ingest, 3 x latency, generate, storage, summary
+
+
+@pytest.mark.integration
+def test_a_failing_benchmark_does_not_cost_the_others(tmp_path, monkeypatch, capsys):
+    from bench import run_all
+
+    monkeypatch.setenv("HERON_HOME", str(tmp_path))
+    # The later --config wins inside storage alone: it fails on a preset that does not exist.
+    with pytest.raises(SystemExit, match="storage failed"):
+        run_all.main(["--config", "tiny", "--quick", "--only", "storage", "generate",
+                      "--storage-args", "--config no-such-preset"])
+    captured = capsys.readouterr()
+    assert "no-such-preset" in captured.err  # the traceback names the problem
+    lines = captured.out.rstrip().splitlines()
+    assert any(line.startswith("HEADLINE generate") for line in lines)  # ran after the failure
+    assert "FAILED (traceback above): storage" in captured.out and lines[-1].startswith("HEADLINE bench")
