@@ -8,9 +8,10 @@
     and keyframe-only decoding (FFmpeg skips non-key frames: skip_frame = "NONKEY").
 (b) encode-only: the encode stage (vision backbone + resampler) on frames decoded beforehand,
     in the batches the pipeline uses (ingest.windows_per_call windows per call).
-(c) the pipeline: ``Heron.ingest`` — Ray decode actor → encode actor(s) → Redis (throwaway server).
+(c) the pipeline: ``Heron.ingest`` — Ray decode actor(s) → encode actor(s) → Redis (throwaway server).
 
 The headline is pipeline / min(decode, encode): how close the pipeline gets to its slowest stage.
+With ``ingest.decode_actors: k`` the decode side counts as k x one decoder (perfect scaling).
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def run(args) -> dict:
 
         def start_decode_actor() -> None:
             # What every ingest pays before its first window: a fresh decode actor process.
-            actor = remote(DecodeActor, cfg.ingest.decode).remote(str(clip), cfg, None, None, source_id)
+            actor = remote(DecodeActor, cfg.ingest.decode, "pipeline.ingest.decode").remote(str(clip), cfg, None, None, source_id)
             ray.get(actor.stats.remote())
             ray.kill(actor)
 
@@ -188,7 +189,10 @@ def run(args) -> dict:
         rates[name] = duration / t
         table.add(name, decoder or "-", decoded or "-", kept, t, spread(seconds), duration / t, kept / t,
                   decoded / t if decoded else "-")
-    decode = rates["decode: pipeline decoder (sequential, drop)"]
+    decode_one = rates["decode: pipeline decoder (sequential, drop)"]
+    # ingest.decode_actors read runs of windows in parallel: their ideal is k x one decoder's rate
+    actors = report.decode_actors
+    decode = decode_one * actors
     encode = max(rates[name] for name in encoders)  # the stage's best on this machine
     pipe = rates["pipeline: Ray decode → encode → Redis"]
     bound = min(decode, encode)  # encode: the faster of its thread counts
@@ -201,6 +205,8 @@ def run(args) -> dict:
         f"(CPU-only machine) the bound is 1/(1/decode + 1/encode) = {shared:.3g} video-s/s "
         f"(pipeline reaches {pipe / shared:.2f} of it)",
         f"pipeline's last report: {report.summary()}",
+        *([f"decode = {actors} decode actors x one decoder's {decode_one:.3g} video-s/s (perfect scaling: "
+           f"an upper bound, so the ratio is conservative)"] if actors > 1 else []),
         machine_line(),
         reproduce_line(SCRIPT, args, ["config", "device", "clip_seconds", "width", "height", "fps", "gop_s", "rounds"]),
     ]

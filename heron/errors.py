@@ -127,5 +127,9 @@ class StateStoreError(HeronError):
     """Redis could not be reached or holds data Heron cannot read."""
 
 
+class ClusterResourcesError(ConfigError):
+    """An actor asks for more CPUs or GPUs than the whole Ray cluster has: Ray would wait forever."""
+
+
 class UnsupportedSourceError(SourceError, ValueError):
     """The source is neither a local file nor an http(s) URL (e.g. an ftp:// or s3:// address)."""

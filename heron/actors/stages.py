@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import ray
 
+from heron.errors import ClusterResourcesError
 from heron.pipeline.config import ActorResources, AnswerConfig, PipelineConfig
 from heron.pipeline.decode_stage import DecodeStage
 from heron.pipeline.store import RedisStateStore
@@ -65,6 +66,27 @@ class AnswerActor:
         return self.stage(question, source_id, start=start, end=end, session_id=session_id)
 
 
-def remote(cls: type, resources: ActorResources):
-    """``cls`` as a Ray actor class with ``resources`` applied."""
+def remote(cls: type, resources: ActorResources, setting: str):
+    """``cls`` as a Ray actor class with ``resources`` (the config at ``setting``) applied."""
+    check_cluster_has([(setting, resources, 1)])
     return ray.remote(**actor_options(resources))(cls)
+
+
+def check_cluster_has(demands: list[tuple[str, ActorResources, int]]) -> None:
+    """Fail now if the cluster could never hold these actors at once: ``(setting, resources,
+    count)`` each. Ray would queue the ones that do not fit forever, without a word (a GPU preset
+    on a CPU machine; three 1-CPU actors on two cores). The cluster's current total is the limit,
+    so an autoscaling cluster must already have nodes for what the pipeline needs."""
+    total = ray.cluster_resources()
+    for name in ("CPU", "GPU"):
+        key = f"num_{name.lower()}s"
+        wanted = sum(getattr(resources, key) * count for _, resources, count in demands)
+        have = total.get(name, 0.0)
+        if wanted > have + 1e-9:
+            parts = ", ".join(f"{count} x {setting} ({getattr(resources, key):g} each)"
+                              for setting, resources, count in demands if count and getattr(resources, key))
+            hint = " (0 runs on the CPU)" if name == "GPU" else ""
+            raise ClusterResourcesError(
+                f"the pipeline's actors need {wanted:g} {name} at once ({parts}), but this Ray cluster has "
+                f"{have:g} {name} in all; lower {key} in the pipeline config{hint} (or ingest.decode_actors), "
+                "or add nodes that have it")

@@ -22,10 +22,20 @@ class ActorResources:
 @dataclass
 class IngestConfig:
     windows_per_call: int = 4  # windows the decode actor hands over per call = encoder batch
-    max_in_flight: int = 2  # encode calls outstanding at once: backpressure on decoding
+    max_in_flight: int = 2  # encode calls outstanding at once (all decoders together): backpressure
     num_encoders: int = 1  # encode actors (one per GPU on a cluster)
+    # decode actors per ingest of a file of known length, each decoding its own run of windows in
+    # parallel (decode, one core each, is the limit for HD video on a GPU machine); raise
+    # max_in_flight with it so that each has a call to work on
+    decode_actors: int = 1
     decode: ActorResources = field(default_factory=lambda: ActorResources(num_cpus=0.5))
     encode: ActorResources = field(default_factory=lambda: ActorResources(num_cpus=1.0))
+
+    def __post_init__(self) -> None:
+        for name in ("windows_per_call", "max_in_flight", "num_encoders", "decode_actors"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ConfigError(f"pipeline.ingest.{name} must be an integer >= 1, got {value!r}")
 
 
 @dataclass

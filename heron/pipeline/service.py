@@ -24,7 +24,7 @@ from pathlib import Path
 import ray
 from tqdm import tqdm
 
-from heron.actors import AnswerActor, DecodeActor, EncodeActor, remote
+from heron.actors import AnswerActor, DecodeActor, EncodeActor, check_cluster_has, remote
 from heron.config import config_dir
 from heron.errors import EmptyVideoError, HeronError
 from heron.pipeline.answer import Answer, check_question
@@ -47,6 +47,7 @@ class IngestReport:
     windows_encoded: int = 0
     windows_cached: int = 0
     decoder: str = ""
+    decode_actors: int = 0  # decode actors that read the source in parallel, each a run of windows
     truncated_at: float | None = None  # seconds; the video is corrupt from here on
     duration_s: float | None = None
     seconds: float = 0.0
@@ -54,7 +55,8 @@ class IngestReport:
     def summary(self) -> str:
         if self.cached:
             return f"{self.windows_cached} windows from cache (nothing decoded or encoded)"
-        return (f"decoded {self.frames_decoded} frames ({self.decoder}), sampled {self.frames_sampled}, "
+        by = f"{self.decoder}, {self.decode_actors} actors" if self.decode_actors > 1 else self.decoder
+        return (f"decoded {self.frames_decoded} frames ({by}), sampled {self.frames_sampled}, "
                 f"encoded {self.windows_encoded} windows in {self.seconds:.1f} s")
 
 
@@ -130,15 +132,16 @@ class Heron:
     def encoders(self) -> list:
         if not self._encoders:
             init_ray(self.ray_address)
-            self._encoders = [remote(EncodeActor, self.cfg.ingest.encode).remote(self.cfg)
-                              for _ in range(self.cfg.ingest.num_encoders)]
+            encode_actor = remote(EncodeActor, self.cfg.ingest.encode, "pipeline.ingest.encode")
+            self._encoders = [encode_actor.remote(self.cfg) for _ in range(self.cfg.ingest.num_encoders)]
         return self._encoders
 
     @property
     def answerer(self):
         if self._answerer is None:
             init_ray(self.ray_address)
-            self._answerer = remote(AnswerActor, self.cfg.answer.actor).remote(self.cfg, self.store)
+            answer_actor = remote(AnswerActor, self.cfg.answer.actor, "pipeline.answer.actor")
+            self._answerer = answer_actor.remote(self.cfg, self.store)
         return self._answerer
 
     def __enter__(self) -> Heron:
@@ -170,7 +173,8 @@ class Heron:
         if on_valid is not None:
             on_valid()
         init_ray(self.ray_address)
-        report = self._run_decode_encode(str(resolved), source_id, start, end, probe)
+        report = self._run_decode_encode(str(resolved), source_id, start, end, probe,
+                                         seekable=not resolved.is_url)
         whole = start is None and end is None
         self.store.set_source_info(source_id, duration_s=probe.info.duration, name=resolved.uri,
                                    n_windows=report.windows_encoded if whole else None, complete=True if whole else None)
@@ -199,37 +203,73 @@ class Heron:
         have = {c.index for c in self.store.chunks_in_range(source_id, start or 0.0, stop)}
         return len(have) if have >= set(range(first, last + 1)) else None
 
-    def _run_decode_encode(self, source: str, source_id: str, start, end, probe: VideoDecoder) -> IngestReport:
+    def _segments(self, start: float | None, end: float | None, probe: VideoDecoder,
+                  seekable: bool) -> list[tuple[float | None, float | None]]:
+        """[start, end] cut into runs of whole windows, one per decode actor (ingest.decode_actors).
+
+        Cuts fall on the window grid, so each window is decoded by exactly one actor and keyed as a
+        single pass would key it. A source of unknown length or a URL is read by one actor."""
+        wanted, duration = self.cfg.ingest.decode_actors, probe.info.duration
+        if wanted == 1 or not seekable or not duration:
+            return [(start, end)]
+        window_s = self.cfg.decode.window_frames / self.cfg.decode.fps
+        _, first = window_grid(start, self.cfg.decode)
+        last = max(first, math.ceil(min(end if end is not None else math.inf, duration) / window_s - 1e-9) - 1)
+        n = last - first + 1
+        k = min(wanted, n)
+        cuts = [first + (i * n) // k for i in range(k + 1)]  # window indices; cuts[0] = first, cuts[k] = last + 1
+        # The first run keeps the caller's start, the last its end (None: to the real end of the file).
+        return [(start if i == 0 else cuts[i] * window_s, end if i == k - 1 else cuts[i + 1] * window_s)
+                for i in range(k)]
+
+    def _run_decode_encode(self, source: str, source_id: str, start, end, probe: VideoDecoder,
+                           seekable: bool) -> IngestReport:
         ingest = self.cfg.ingest
-        decoder = remote(DecodeActor, ingest.decode).remote(source, self.cfg, start, end, source_id)
-        report = IngestReport(source_id, cached=False, duration_s=probe.info.duration)
+        segments = self._segments(start, end, probe, seekable)
+        encoders = self.encoders
+        check_cluster_has([("pipeline.ingest.encode", ingest.encode, len(encoders)),
+                           ("pipeline.answer.actor", self.cfg.answer.actor, int(self._answerer is not None)),
+                           ("pipeline.ingest.decode", ingest.decode, len(segments))])
+        decode_actor = remote(DecodeActor, ingest.decode, "pipeline.ingest.decode")
+        decoders = [decode_actor.remote(source, self.cfg, s, e, source_id) for s, e in segments]
+        report = IngestReport(source_id, cached=False, duration_s=probe.info.duration, decode_actors=len(decoders))
         span = (min(end or math.inf, probe.info.duration or math.inf) - (start or 0.0))
         total = math.ceil(span * self.cfg.decode.fps / self.cfg.decode.window_frames) if math.isfinite(span) else None
         bar = tqdm(total=total, unit="window", desc="encoding", disable=not self.progress, file=sys.stderr)
-        in_flight: deque = deque()
-        calls, finished = 0, False
+        active = deque(range(len(decoders)))  # decoders not yet seen to run out, served in turn
+        in_flight: dict = {}  # encode call -> the decoder whose windows it encodes
+        calls = 0
         try:
             while True:
                 # Pipelining with backpressure: keep at most max_in_flight encode calls queued; each
-                # takes the decoder's next windows by reference, so frames never pass the driver.
-                while not finished and len(in_flight) < ingest.max_in_flight:
-                    windows = decoder.next.remote(ingest.windows_per_call)
-                    in_flight.append(self.encoders[calls % len(self.encoders)].encode.remote(windows))
+                # takes a decoder's next windows by reference, so frames never pass the driver.
+                while active and len(in_flight) < ingest.max_in_flight:
+                    d = active[0]
+                    active.rotate(-1)
+                    windows = decoders[d].next.remote(ingest.windows_per_call)
+                    in_flight[encoders[calls % len(encoders)].encode.remote(windows)] = d
                     calls += 1
                 if not in_flight:
                     break
-                chunks = get(in_flight.popleft())
-                finished = finished or len(chunks) < ingest.windows_per_call  # a short batch ends the source
+                [done], _ = ray.wait(list(in_flight), num_returns=1)
+                d = in_flight.pop(done)
+                chunks = get(done)
+                if len(chunks) < ingest.windows_per_call and d in active:  # a short batch ends that run
+                    active.remove(d)
                 for chunk in chunks:
                     self.store.put_chunk(chunk)
                 report.windows_encoded += len(chunks)
                 bar.update(len(chunks))
-            stats = get(decoder.stats.remote())
+            stats = [get(decoder.stats.remote()) for decoder in decoders]
         finally:
             bar.close()
-            ray.kill(decoder)
-        report.frames_decoded, report.frames_sampled = stats["frames_decoded"], stats["frames_kept"]
-        report.decoder, report.truncated_at = stats["decoder"], stats["truncated_at"]
+            for decoder in decoders:
+                ray.kill(decoder)
+        report.frames_decoded = sum(s["frames_decoded"] for s in stats)
+        report.frames_sampled = sum(s["frames_kept"] for s in stats)
+        report.decoder = stats[0]["decoder"]
+        truncated = [s["truncated_at"] for s in stats if s["truncated_at"] is not None]
+        report.truncated_at = min(truncated) if truncated else None
         return report
 
     # --- questions -----------------------------------------------------------------------------

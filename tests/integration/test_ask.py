@@ -10,7 +10,7 @@ import numpy as np
 
 import pytest
 
-from heron.errors import EmptyQuestionError, SourceNotFoundError, TimeRangeError
+from heron.errors import ClusterResourcesError, EmptyQuestionError, SourceNotFoundError, TimeRangeError
 from heron.pipeline.config import load_pipeline_config
 from heron.pipeline.service import Heron
 
@@ -79,6 +79,25 @@ def test_bad_input_is_rejected_before_any_work(heron, tmp_path, sample_video):
     assert heron._encoders == [] and heron._answerer is None  # nothing was started
 
 
+def test_a_gpu_actor_on_a_cluster_without_gpus_fails_at_once_naming_the_setting(ray_session, redis_url, sample_video):
+    cfg = load_pipeline_config("tiny")
+    cfg.ingest.encode.num_gpus = 1  # a GPU preset on this CPU-only Ray: Ray alone would queue it forever
+    with Heron(cfg, redis_url=redis_url, progress=False) as heron:
+        with pytest.raises(ClusterResourcesError, match=r"need 1 GPU at once \(1 x pipeline\.ingest\.encode \(1 each\)\).* has 0 GPU"):
+            heron.ask(sample_video, "What moves?")
+        assert heron._encoders == []
+
+
+def test_more_decode_actors_than_the_cores_hold_fail_before_any_decoding(heron, sample_video):
+    heron.cfg.ingest.decode_actors = 3  # 3 windows: 3 actors of 1 CPU, beside the 0.5-CPU encoder, on 2 CPUs
+    heron.cfg.ingest.decode.num_cpus = 1.0
+    with pytest.raises(ClusterResourcesError, match=r"need 3\.5 CPU at once \(1 x pipeline\.ingest\.encode \(0\.5 each\), "
+                                                    r"3 x pipeline\.ingest\.decode \(1 each\)\)"):
+        heron.ingest(sample_video)
+    heron.cfg.ingest.decode.num_cpus = 0.25  # 0.5 + 3 x 0.25 fits
+    assert heron.ingest(sample_video).decode_actors == 3
+
+
 def test_video_corrupt_part_way_answers_over_what_decoded(heron, tmp_path, caplog):
     from heron.data.video_writer import write_video
 
@@ -120,3 +139,33 @@ def test_ask_about_a_url_with_a_time_range(heron, tmp_path):
         server.server_close()
     assert result.ingest.decoder == "pyav" and result.ingest.windows_encoded == 2
     assert result.answer.spans == [(0.0, 3.0), (4.0, 7.0)]
+
+
+def test_decode_actors_split_a_file_on_the_window_grid(heron, sample_video):
+    from heron.pipeline.decode import VideoDecoder
+
+    probe = VideoDecoder(sample_video, heron.cfg.decode)  # 10 s, 4-s windows: indices 0, 1, 2
+    heron.cfg.ingest.decode_actors = 3
+    assert heron._segments(None, None, probe, seekable=True) == [(None, 4.0), (4.0, 8.0), (8.0, None)]
+    assert heron._segments(4.5, None, probe, seekable=True) == [(4.5, 8.0), (8.0, None)]  # 2 windows, 2 actors
+    assert heron._segments(0.0, 7.0, probe, seekable=True) == [(0.0, 4.0), (4.0, 7.0)]
+    assert heron._segments(None, None, probe, seekable=False) == [(None, None)]  # a URL: one reader
+    heron.cfg.ingest.decode_actors = 1
+    assert heron._segments(None, None, probe, seekable=True) == [(None, None)]
+
+
+def test_parallel_decode_actors_cache_the_same_windows_as_one(heron, sample_video):
+    one = heron.ingest(sample_video)
+    single = {c.index: c for c in heron.store.chunks_in_range(one.source_id, 0, 10)}
+    heron.store.clear_source(one.source_id)
+    heron.cfg.ingest.decode_actors, heron.cfg.ingest.max_in_flight = 3, 3
+    three = heron.ingest(sample_video)
+    assert not three.cached and three.windows_encoded == 3 and (one.decode_actors, three.decode_actors) == (1, 3)
+    assert "3 actors" in three.summary()
+    assert (three.frames_sampled, three.frames_decoded > 0) == (one.frames_sampled, True) == (10, True)
+    parallel = {c.index: c for c in heron.store.chunks_in_range(three.source_id, 0, 10)}
+    assert sorted(parallel) == sorted(single) == [0, 1, 2]
+    for index, chunk in single.items():
+        assert (parallel[index].t_start, parallel[index].t_end) == (chunk.t_start, chunk.t_end)
+        np.testing.assert_array_equal(parallel[index].latents, chunk.latents)
+    assert heron.store.source_info(three.source_id).complete
