@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from heron.actors import AnswerActor, DecodeActor, EncodeActor, check_cluster_has, remote
 from heron.config import config_dir
-from heron.errors import EmptyVideoError, HeronError
+from heron.errors import CorruptVideoError, EmptyVideoError, HeronError
 from heron.pipeline.answer import Answer, check_question
 from heron.pipeline.config import PipelineConfig
 from heron.pipeline.decode import VideoDecoder, check_time_range
@@ -237,6 +237,7 @@ class Heron:
         total = math.ceil(span * self.cfg.decode.fps / self.cfg.decode.window_frames) if math.isfinite(span) else None
         bar = tqdm(total=total, unit="window", desc="encoding", disable=not self.progress, file=sys.stderr)
         active = deque(range(len(decoders)))  # decoders not yet seen to run out, served in turn
+        unreadable_from: list[float] = []  # start of each later run that could not decode at all
         in_flight: dict = {}  # encode call -> the decoder whose windows it encodes
         calls = 0
         try:
@@ -253,7 +254,15 @@ class Heron:
                     break
                 [done], _ = ray.wait(list(in_flight), num_returns=1)
                 d = in_flight.pop(done)
-                chunks = get(done)
+                try:
+                    chunks = get(done)
+                except (CorruptVideoError, EmptyVideoError):
+                    if d == 0:  # nothing decodes from the requested start: the caller's error
+                        raise
+                    # A later run starts past where the file breaks off: the source ends there,
+                    # as it would for one decoder; what the earlier runs decoded is kept.
+                    unreadable_from.append(segments[d][0])
+                    chunks = []
                 if len(chunks) < ingest.windows_per_call and d in active:  # a short batch ends that run
                     active.remove(d)
                 for chunk in chunks:
@@ -268,7 +277,7 @@ class Heron:
         report.frames_decoded = sum(s["frames_decoded"] for s in stats)
         report.frames_sampled = sum(s["frames_kept"] for s in stats)
         report.decoder = stats[0]["decoder"]
-        truncated = [s["truncated_at"] for s in stats if s["truncated_at"] is not None]
+        truncated = [s["truncated_at"] for s in stats if s["truncated_at"] is not None] + unreadable_from
         report.truncated_at = min(truncated) if truncated else None
         return report
 

@@ -98,8 +98,12 @@ def test_more_decode_actors_than_the_cores_hold_fail_before_any_decoding(heron, 
     assert heron.ingest(sample_video).decode_actors == 3
 
 
-def test_video_corrupt_part_way_answers_over_what_decoded(heron, tmp_path, caplog):
+@pytest.mark.parametrize("decode_actors", [1, 3])
+def test_video_corrupt_part_way_answers_over_what_decoded(heron, tmp_path, caplog, decode_actors):
     from heron.data.video_writer import write_video
+
+    # With 3 actors the later runs start past the break: the source ends there, as with one.
+    heron.cfg.ingest.decode_actors, heron.cfg.ingest.decode.num_cpus = decode_actors, 0.25
 
     rng = np.random.default_rng(5)
     path = write_video(tmp_path / "noisy.webm", rng.integers(0, 256, (80, 48, 64, 3), dtype=np.uint8), fps=8)
@@ -109,7 +113,7 @@ def test_video_corrupt_part_way_answers_over_what_decoded(heron, tmp_path, caplo
     with caplog.at_level(logging.WARNING, logger="heron.pipeline.service"):
         result = heron.ask(str(cut), "What is there?")
     truncated = result.ingest.truncated_at
-    assert truncated is not None and 2.0 < truncated < 8.0
+    assert truncated is not None and 2.0 < truncated < 8.0 and result.ingest.decode_actors == decode_actors
     assert f"decoded {truncated:.1f} s of 10.0 s" in caplog.text
     assert result.answer.spans and result.answer.spans[-1][1] <= truncated
 
