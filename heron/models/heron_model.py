@@ -65,7 +65,11 @@ class HeronModel(nn.Module):
             )
         else:
             self.projector = LinearPrefixConnector(dim_visual=encoder.dim, dim_text=lm.config.hidden_size)
-        self._lm_takes_position_ids = "position_ids" in inspect.signature(lm.forward).parameters
+        parameters = inspect.signature(lm.forward).parameters
+        self._lm_takes_position_ids = "position_ids" in parameters
+        # transformers 5.24 renamed past_key_values to cache (argument and output); older 5.x
+        # releases, as found on GPU images, still use the old name
+        self._lm_cache_name = "cache" if "cache" in parameters else "past_key_values"
 
     # --- properties -------------------------------------------------------------------------
 
@@ -287,8 +291,9 @@ class HeronModel(nn.Module):
                 position_ids = position_ids[:, -1:] + 1
                 if request is not None:
                     request.set_text_time(media_count)  # new tokens follow all of the prompt's media
+                cache = {self._lm_cache_name: getattr(out, self._lm_cache_name)}
                 out = self._lm(input_ids=token[:, None], attention_mask=attention_mask,
-                               position_ids=position_ids, cache=out.cache, use_cache=True)
+                               position_ids=position_ids, use_cache=True, **cache)
         if not generated:
             return batch.input_ids.new_zeros(batch.input_ids.shape[0], 0)
         return torch.stack(generated, dim=1)
