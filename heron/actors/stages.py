@@ -3,18 +3,21 @@
 Each actor builds its stage in ``__init__`` (loading the model once) and does the work in plain
 method calls. Nothing an actor holds is needed after a crash: latents and dialogue are in Redis,
 so Ray may restart it (``max_restarts``) and retry the call in flight (``max_task_retries``).
-A restarted decode actor starts its source over; windows are keyed by index, so re-encoding a
-window overwrites it with the same value.
+Decode actors are kept across ingests (a process start costs 0.5–2 s); every call names the run
+it is for, so a restarted decode actor reopens that run from its start, as a fresh one would.
+Windows are keyed by index, so re-encoding a window overwrites it with the same value.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import ray
 
 from heron.errors import ClusterResourcesError
 from heron.pipeline.config import ActorResources, AnswerConfig, PipelineConfig
+from heron.pipeline.decode import DecodeConfig
 from heron.pipeline.decode_stage import DecodeStage
 from heron.pipeline.store import RedisStateStore
 from heron.pipeline.types import FrameBatch, MediaChunk
@@ -28,15 +31,39 @@ def actor_options(resources: ActorResources) -> dict:
                 max_task_retries=resources.max_task_retries, max_concurrency=resources.max_concurrency)
 
 
+@dataclass(frozen=True)
+class DecodeRun:
+    """One decode actor's share of an ingest: a source and a run of whole windows [start, end)."""
+
+    source: str
+    source_id: str
+    start: float | None
+    end: float | None
+
+
 class DecodeActor:
-    def __init__(self, source: str, cfg: PipelineConfig, start: float | None, end: float | None, source_id: str):
-        self.stage = DecodeStage(source, cfg.decode, start=start, end=end, source_id=source_id)
+    """Decodes one run at a time; a pooled actor serves the runs of many ingests in turn."""
 
-    def next(self, n: int) -> list[FrameBatch]:
-        return self.stage.next(n)
+    def __init__(self, cfg: DecodeConfig):
+        self.cfg = cfg
+        self.run: DecodeRun | None = None
+        self.stage: DecodeStage | None = None
 
-    def stats(self) -> dict:
-        return self.stage.stats()
+    def _stage(self, run: DecodeRun) -> DecodeStage:
+        if run != self.run:  # a new run, or Ray restarted this actor in the middle of one
+            self.stage, self.run = None, None  # the last run's file is closed before the next opens
+            self.stage = DecodeStage(run.source, self.cfg, start=run.start, end=run.end, source_id=run.source_id)
+            self.run = run
+        return self.stage
+
+    def next(self, run: DecodeRun, n: int) -> list[FrameBatch]:
+        return self._stage(run).next(n)
+
+    def finish(self, run: DecodeRun) -> dict | None:
+        """The run's decode stats (None if it never opened here); its file is closed."""
+        stats = self.stage.stats() if run == self.run else None
+        self.stage, self.run = None, None
+        return stats
 
 
 class EncodeActor:

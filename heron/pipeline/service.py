@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -24,7 +25,7 @@ from pathlib import Path
 import ray
 from tqdm import tqdm
 
-from heron.actors import AnswerActor, DecodeActor, EncodeActor, check_cluster_has, remote
+from heron.actors import AnswerActor, DecodeActor, DecodeRun, EncodeActor, check_cluster_has, remote
 from heron.config import config_dir
 from heron.errors import CorruptVideoError, EmptyVideoError, HeronError
 from heron.pipeline.answer import Answer, check_question
@@ -127,6 +128,8 @@ class Heron:
         # is rejected before any actor (or Ray itself) starts.
         self._encoders: list = []
         self._answerer = None
+        self._decoders: list = []  # decode actors, kept across ingests (started as needed)
+        self._ingesting = threading.Lock()  # one ingest at a time uses the decode actors
 
     @property
     def encoders(self) -> list:
@@ -151,9 +154,21 @@ class Heron:
         self.close()
 
     def close(self) -> None:
-        for actor in [*self._encoders, *([self._answerer] if self._answerer is not None else [])]:
+        for actor in [*self._encoders, *self._decoders, *([self._answerer] if self._answerer is not None else [])]:
             ray.kill(actor)
-        self._encoders, self._answerer = [], None
+        self._encoders, self._decoders, self._answerer = [], [], None
+
+    def _decode_actors(self, k: int) -> list:
+        """k decode actors: the pool's, grown on first need. Each ingest used to start its own,
+        and that start (0.5–2 s) was most of what a short ingest lost to its bound."""
+        ingest = self.cfg.ingest
+        encoders = self.encoders
+        check_cluster_has([("pipeline.ingest.encode", ingest.encode, len(encoders)),
+                           ("pipeline.answer.actor", self.cfg.answer.actor, int(self._answerer is not None)),
+                           ("pipeline.ingest.decode", ingest.decode, max(k, len(self._decoders)))])
+        decode_actor = remote(DecodeActor, ingest.decode, "pipeline.ingest.decode")
+        self._decoders += [decode_actor.remote(self.cfg.decode) for _ in range(k - len(self._decoders))]
+        return self._decoders[:k]
 
     # --- ingest -------------------------------------------------------------------------------
 
@@ -224,14 +239,15 @@ class Heron:
 
     def _run_decode_encode(self, source: str, source_id: str, start, end, probe: VideoDecoder,
                            seekable: bool) -> IngestReport:
+        with self._ingesting:
+            return self._decode_encode_runs(source, source_id, start, end, probe, seekable)
+
+    def _decode_encode_runs(self, source: str, source_id: str, start, end, probe: VideoDecoder,
+                            seekable: bool) -> IngestReport:
         ingest = self.cfg.ingest
-        segments = self._segments(start, end, probe, seekable)
+        runs = [DecodeRun(source, source_id, s, e) for s, e in self._segments(start, end, probe, seekable)]
+        decoders = self._decode_actors(len(runs))
         encoders = self.encoders
-        check_cluster_has([("pipeline.ingest.encode", ingest.encode, len(encoders)),
-                           ("pipeline.answer.actor", self.cfg.answer.actor, int(self._answerer is not None)),
-                           ("pipeline.ingest.decode", ingest.decode, len(segments))])
-        decode_actor = remote(DecodeActor, ingest.decode, "pipeline.ingest.decode")
-        decoders = [decode_actor.remote(source, self.cfg, s, e, source_id) for s, e in segments]
         report = IngestReport(source_id, cached=False, duration_s=probe.info.duration, decode_actors=len(decoders))
         span = (min(end or math.inf, probe.info.duration or math.inf) - (start or 0.0))
         total = math.ceil(span * self.cfg.decode.fps / self.cfg.decode.window_frames) if math.isfinite(span) else None
@@ -247,7 +263,7 @@ class Heron:
                 while active and len(in_flight) < ingest.max_in_flight:
                     d = active[0]
                     active.rotate(-1)
-                    windows = decoders[d].next.remote(ingest.windows_per_call)
+                    windows = decoders[d].next.remote(runs[d], ingest.windows_per_call)
                     in_flight[encoders[calls % len(encoders)].encode.remote(windows)] = d
                     calls += 1
                 if not in_flight:
@@ -261,7 +277,7 @@ class Heron:
                         raise
                     # A later run starts past where the file breaks off: the source ends there,
                     # as it would for one decoder; what the earlier runs decoded is kept.
-                    unreadable_from.append(segments[d][0])
+                    unreadable_from.append(runs[d].start)
                     chunks = []
                 if len(chunks) < ingest.windows_per_call and d in active:  # a short batch ends that run
                     active.remove(d)
@@ -269,14 +285,20 @@ class Heron:
                     self.store.put_chunk(chunk)
                 report.windows_encoded += len(chunks)
                 bar.update(len(chunks))
-            stats = [get(decoder.stats.remote()) for decoder in decoders]
+            finished = [get(decoder.finish.remote(run)) for decoder, run in zip(decoders, runs)]
+        except BaseException:
+            # Calls may still be queued on the pool's actors, or one may be dead for good: the
+            # next ingest starts a fresh pool rather than wait on (or fail with) these.
+            for decoder in self._decoders:
+                ray.kill(decoder)
+            self._decoders = []
+            raise
         finally:
             bar.close()
-            for decoder in decoders:
-                ray.kill(decoder)
+        stats = [s for s in finished if s is not None]  # None: a run that could not open
         report.frames_decoded = sum(s["frames_decoded"] for s in stats)
         report.frames_sampled = sum(s["frames_kept"] for s in stats)
-        report.decoder = stats[0]["decoder"]
+        report.decoder = stats[0]["decoder"] if stats else ""
         truncated = [s["truncated_at"] for s in stats if s["truncated_at"] is not None] + unreadable_from
         report.truncated_at = min(truncated) if truncated else None
         return report

@@ -173,3 +173,23 @@ def test_parallel_decode_actors_cache_the_same_windows_as_one(heron, sample_vide
         assert (parallel[index].t_start, parallel[index].t_end) == (chunk.t_start, chunk.t_end)
         np.testing.assert_array_equal(parallel[index].latents, chunk.latents)
     assert heron.store.source_info(three.source_id).complete
+
+
+def test_decode_actors_are_kept_across_ingests_and_reopen_their_run_after_a_restart(heron, sample_video, tmp_path):
+    import ray
+
+    from heron.data.video_writer import write_video
+
+    other = write_video(tmp_path / "other.mp4", np.random.default_rng(3).integers(0, 256, (24, 48, 64, 3),
+                                                                                   dtype=np.uint8), fps=8)
+    first = heron.ingest(sample_video)
+    pool = [actor._actor_id for actor in heron._decoders]
+    assert len(pool) == 1
+    assert heron.ingest(str(other)).windows_encoded == 1  # 3 s: one window, by the same actor
+    assert [actor._actor_id for actor in heron._decoders] == pool
+
+    ray.kill(heron._decoders[0], no_restart=False)  # Ray restarts it with only its constructor
+    heron.store.clear_source(first.source_id)
+    again = heron.ingest(sample_video)
+    assert not again.cached and again.windows_encoded == 3 and again.frames_sampled == 10
+    assert [actor._actor_id for actor in heron._decoders] == pool
