@@ -159,7 +159,7 @@ def run(args) -> dict:
         def start_decode_actor() -> None:
             # What a first ingest pays before its first window: a fresh decode actor process.
             run = DecodeRun(str(clip), source_id, None, None)
-            actor = remote(DecodeActor, cfg.ingest.decode, "pipeline.ingest.decode").remote(cfg.decode)
+            actor = remote(DecodeActor, cfg.ingest.decode).remote(cfg.decode)
             ray.get(actor.finish.remote(run))  # a fresh actor has no run: finish only waits for the start
             ray.kill(actor)
 

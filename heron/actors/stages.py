@@ -93,9 +93,8 @@ class AnswerActor:
         return self.stage(question, source_id, start=start, end=end, session_id=session_id)
 
 
-def remote(cls: type, resources: ActorResources, setting: str):
-    """``cls`` as a Ray actor class with ``resources`` (the config at ``setting``) applied."""
-    check_cluster_has([(setting, resources, 1)])
+def remote(cls: type, resources: ActorResources):
+    """``cls`` as a Ray actor class with ``resources`` applied (check_cluster_has first)."""
     return ray.remote(**actor_options(resources))(cls)
 
 

@@ -135,7 +135,8 @@ class Heron:
     def encoders(self) -> list:
         if not self._encoders:
             init_ray(self.ray_address)
-            encode_actor = remote(EncodeActor, self.cfg.ingest.encode, "pipeline.ingest.encode")
+            self._check_resources(encoders=self.cfg.ingest.num_encoders)
+            encode_actor = remote(EncodeActor, self.cfg.ingest.encode)
             self._encoders = [encode_actor.remote(self.cfg) for _ in range(self.cfg.ingest.num_encoders)]
         return self._encoders
 
@@ -143,8 +144,8 @@ class Heron:
     def answerer(self):
         if self._answerer is None:
             init_ray(self.ray_address)
-            answer_actor = remote(AnswerActor, self.cfg.answer.actor, "pipeline.answer.actor")
-            self._answerer = answer_actor.remote(self.cfg, self.store)
+            self._check_resources(answerer=1)
+            self._answerer = remote(AnswerActor, self.cfg.answer.actor).remote(self.cfg, self.store)
         return self._answerer
 
     def __enter__(self) -> Heron:
@@ -158,16 +159,24 @@ class Heron:
             ray.kill(actor)
         self._encoders, self._decoders, self._answerer = [], [], None
 
+    def _check_resources(self, *, encoders: int | None = None, answerer: int | None = None,
+                         decoders: int | None = None) -> None:
+        """Before starting actors: this Heron's actors, with the new counts given, must fit the
+        cluster together (``check_cluster_has``), or Ray would queue the last ones forever."""
+        ingest = self.cfg.ingest
+        check_cluster_has([
+            ("pipeline.ingest.encode", ingest.encode, len(self._encoders) if encoders is None else encoders),
+            ("pipeline.answer.actor", self.cfg.answer.actor,
+             int(self._answerer is not None) if answerer is None else answerer),
+            ("pipeline.ingest.decode", ingest.decode, len(self._decoders) if decoders is None else decoders)])
+
     def _decode_actors(self, k: int) -> list:
         """k decode actors: the pool's, grown on first need. Each ingest used to start its own,
         and that start (0.5–2 s) was most of what a short ingest lost to its bound."""
-        ingest = self.cfg.ingest
-        encoders = self.encoders
-        check_cluster_has([("pipeline.ingest.encode", ingest.encode, len(encoders)),
-                           ("pipeline.answer.actor", self.cfg.answer.actor, int(self._answerer is not None)),
-                           ("pipeline.ingest.decode", ingest.decode, max(k, len(self._decoders)))])
-        decode_actor = remote(DecodeActor, ingest.decode, "pipeline.ingest.decode")
-        self._decoders += [decode_actor.remote(self.cfg.decode) for _ in range(k - len(self._decoders))]
+        if k > len(self._decoders):
+            self._check_resources(decoders=k)
+            decode_actor = remote(DecodeActor, self.cfg.ingest.decode)
+            self._decoders += [decode_actor.remote(self.cfg.decode) for _ in range(k - len(self._decoders))]
         return self._decoders[:k]
 
     # --- ingest -------------------------------------------------------------------------------
@@ -246,8 +255,8 @@ class Heron:
                             seekable: bool) -> IngestReport:
         ingest = self.cfg.ingest
         runs = [DecodeRun(source, source_id, s, e) for s, e in self._segments(start, end, probe, seekable)]
-        decoders = self._decode_actors(len(runs))
         encoders = self.encoders
+        decoders = self._decode_actors(len(runs))
         report = IngestReport(source_id, cached=False, duration_s=probe.info.duration, decode_actors=len(decoders))
         span = (min(end or math.inf, probe.info.duration or math.inf) - (start or 0.0))
         total = math.ceil(span * self.cfg.decode.fps / self.cfg.decode.window_frames) if math.isfinite(span) else None

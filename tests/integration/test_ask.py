@@ -85,7 +85,7 @@ def test_a_gpu_actor_on_a_cluster_without_gpus_fails_at_once_naming_the_setting(
     with Heron(cfg, redis_url=redis_url, progress=False) as heron:
         with pytest.raises(ClusterResourcesError, match=r"need 1 GPU at once \(1 x pipeline\.ingest\.encode \(1 each\)\).* has 0 GPU"):
             heron.ask(sample_video, "What moves?")
-        assert heron._encoders == []
+        assert heron._encoders == [] and heron._decoders == []
 
 
 def test_more_decode_actors_than_the_cores_hold_fail_before_any_decoding(heron, sample_video):
@@ -96,6 +96,11 @@ def test_more_decode_actors_than_the_cores_hold_fail_before_any_decoding(heron, 
         heron.ingest(sample_video)
     heron.cfg.ingest.decode.num_cpus = 0.25  # 0.5 + 3 x 0.25 fits
     assert heron.ingest(sample_video).decode_actors == 3
+    # The pool stays: an answer actor needing more than the 0.75 CPU left would wait forever.
+    heron.cfg.answer.actor.num_cpus = 1.0
+    with pytest.raises(ClusterResourcesError, match=r"need 2\.25 CPU at once .*1 x pipeline\.answer\.actor \(1 each\)"):
+        heron.ask(sample_video, "What moves?")  # cached: only the answer actor would start
+    assert heron._answerer is None
 
 
 @pytest.mark.parametrize("decode_actors", [1, 3])
