@@ -197,8 +197,9 @@ class Heron:
         if on_valid is not None:
             on_valid()
         init_ray(self.ray_address)
-        report = self._run_decode_encode(str(resolved), source_id, start, end, probe,
-                                         seekable=not resolved.is_url)
+        with self._ingesting:
+            report = self._run_decode_encode(str(resolved), source_id, start, end, probe,
+                                             seekable=not resolved.is_url)
         whole = start is None and end is None
         self.store.set_source_info(source_id, duration_s=probe.info.duration, name=resolved.uri,
                                    n_windows=report.windows_encoded if whole else None, complete=True if whole else None)
@@ -248,11 +249,6 @@ class Heron:
 
     def _run_decode_encode(self, source: str, source_id: str, start, end, probe: VideoDecoder,
                            seekable: bool) -> IngestReport:
-        with self._ingesting:
-            return self._decode_encode_runs(source, source_id, start, end, probe, seekable)
-
-    def _decode_encode_runs(self, source: str, source_id: str, start, end, probe: VideoDecoder,
-                            seekable: bool) -> IngestReport:
         ingest = self.cfg.ingest
         runs = [DecodeRun(source, source_id, s, e) for s, e in self._segments(start, end, probe, seekable)]
         encoders = self.encoders
