@@ -70,7 +70,7 @@ def run(args) -> dict:
     import torch
 
     from heron.models import load_model
-    from heron.pipeline.config import load_pipeline_config
+    from heron.config import load_pipeline_config
     from heron.pipeline.prompts import question_prompt
 
     cfg = load_pipeline_config(args.config)

@@ -109,13 +109,13 @@ def run(args) -> dict:
     import ray
     import torch
 
-    from heron.actors import DecodeActor, DecodeRun, remote
+    from heron.actors import DecodeRun, RemoteDecodeActor, actor_options
     from heron.models import load_encoder
-    from heron.pipeline.config import load_pipeline_config
+    from heron.config import load_pipeline_config
     from heron.pipeline.decode import VideoDecoder
     from heron.pipeline.encode import EncodeStage
-    from heron.pipeline.redis_server import ThrowawayRedis
-    from heron.pipeline.service import Heron
+    from heron.state.server import ThrowawayRedis
+    from heron.service import Heron
 
     cfg = load_pipeline_config(args.config)
     if args.device:
@@ -153,13 +153,13 @@ def run(args) -> dict:
         reports = []
 
         def pipeline() -> None:
-            heron.store.clear_source(source_id)
+            heron.latents.clear_source(source_id)
             reports.append(heron.ingest(str(clip)))
 
         def start_decode_actor() -> None:
             # What a first ingest pays before its first window: a fresh decode actor process.
             run = DecodeRun(str(clip), source_id, None, None)
-            actor = remote(DecodeActor, cfg.ingest.decode).remote(cfg.decode)
+            actor = RemoteDecodeActor.options(**actor_options(cfg.ingest.decode)).remote(cfg.decode)
             ray.get(actor.finish.remote(run))  # a fresh actor has no run: finish only waits for the start
             ray.kill(actor)
 

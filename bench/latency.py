@@ -3,7 +3,7 @@
     .venv/bin/python bench/latency.py            # bench-cpu preset
 
 1. 1 minute vs 60 minutes cached: two sources whose windows' latents are written straight into
-   Redis (``RedisStateStore.put_chunk``, the pipeline's own writer: an hour is not decoded), then
+   Redis (``LatentStore.put_chunk``, the pipeline's own writer: an hour is not decoded), then
    ``Heron.ask`` on each, interleaved. Heron answers from at most ``answer.max_windows`` windows,
    so the ratio should stay near 1 however long the stream is.
 2. Cached vs naive on one generated 10-minute clip: Heron ingests it once, then answers from
@@ -39,7 +39,7 @@ QUESTIONS = [f"What happens in the video, part {i}?" for i in range(10)]
 def write_synthetic_source(store, path: Path, duration_s: float, cfg, num_latents: int, dim: int, seed: int = 0) -> str:
     """Cache ``duration_s`` seconds of windows for the file ``path`` (random latents); returns its id."""
     from heron.pipeline.sources import content_id, resolve_source
-    from heron.pipeline.types import MediaChunk
+    from heron.types import MediaChunk
 
     source_id = content_id(resolve_source(path))
     store.clear_source(source_id)
@@ -86,14 +86,14 @@ def run(args) -> dict:
     import torch
 
     from heron.models import load_model
-    from heron.models.loading import build_lm, resolve_dtype
+    from heron.models.building import build_lm, resolve_dtype
     from heron.pipeline.answer import AnswerStage
-    from heron.pipeline.config import load_pipeline_config
+    from heron.config import load_pipeline_config
     from heron.pipeline.decode import VideoDecoder
     from heron.pipeline.encode import EncodeStage
     from heron.pipeline.prompts import evenly_spaced, question_prompt
-    from heron.pipeline.redis_server import ThrowawayRedis
-    from heron.pipeline.service import Heron
+    from heron.state.server import ThrowawayRedis
+    from heron.service import Heron
 
     cfg = load_pipeline_config(args.config)
     threads = set_threads(args.threads)
@@ -112,7 +112,7 @@ def run(args) -> dict:
         # --- 1. 1 vs 60 minutes cached -------------------------------------------------------------
         minutes = {"1 min cached": 60.0, f"{args.stream_minutes:g} min cached": args.stream_minutes * 60.0}
         files = dict(zip(minutes, (short_file, long_file)))
-        source_ids = {name: write_synthetic_source(heron.store, files[name], seconds, cfg.decode, num_latents, dim)
+        source_ids = {name: write_synthetic_source(heron.latents, files[name], seconds, cfg.decode, num_latents, dim)
                       for name, seconds in minutes.items()}
         log("warm-up ask (starts Ray and the answer actor)")
         heron.ask(str(short_file), QUESTIONS[0])
@@ -123,7 +123,7 @@ def run(args) -> dict:
 
         log(f"1 vs {args.stream_minutes:g} minutes: {args.rounds} interleaved rounds")
         def reader(name):  # what the answer stage reads from Redis before choosing its windows
-            return lambda: heron.store.chunks_in_range(source_ids[name], 0.0, 1e12)
+            return lambda: heron.latents.chunks_in_range(source_ids[name], 0.0, 1e12)
 
         times = interleaved({**{name: asker(name) for name in minutes},
                              **{f"read {name}": reader(name) for name in minutes}}, args.rounds)
@@ -132,7 +132,7 @@ def run(args) -> dict:
                       ["variant", "windows cached", "windows used", "answer chars", "ask s (median)",
                        "rounds min–max", "answer stage s", "of which Redis read s"])
         for name in minutes:
-            info = heron.store.source_info(source_ids[name])
+            info = heron.latents.source_info(source_ids[name])
             table.add(name, info.cached_windows, answers[name][-1].answer.windows_used,
                       median([len(a.answer.text) for a in answers[name]]), median(times[name]), spread(times[name]),
                       median([a.answer.seconds for a in answers[name]]), median(times[f"read {name}"]))
@@ -196,7 +196,7 @@ def run(args) -> dict:
         tables.append(table)
 
         # --- 3. time to first token vs a bare LM's prefill --------------------------------------------
-        answer_stage = AnswerStage(model, heron.store, cfg.answer)
+        answer_stage = AnswerStage(model, heron.latents, heron.dialogue, cfg.answer)
         source_id = content_id_of(short_file)
         device = model.device
         with torch.device(device):  # random init straight on the GPU: a 1B LM initialises in seconds there
@@ -246,7 +246,7 @@ def content_id_of(path: Path) -> str:
 
 
 def answer_stage_windows(heron, source_id: str, cfg) -> int:
-    info = heron.store.source_info(source_id)
+    info = heron.latents.source_info(source_id)
     return min(info.cached_windows, cfg.answer.max_windows)
 
 

@@ -4,7 +4,7 @@
     .venv/bin/python bench/storage.py --config bench-gpu
 
 Writes one hour of windows (``fps × 3600 / window_frames`` of them, latents [R, d] of the preset's
-shape) through ``RedisStateStore.put_chunk`` — the pipeline's own writer — into a throwaway Redis,
+shape) through ``LatentStore.put_chunk`` — the pipeline's own writer — into a throwaway Redis,
 then measures it two ways: the sum of ``MEMORY USAGE`` over every key written, and the server's
 ``used_memory`` delta. Nothing is decoded or encoded: the bytes depend only on the shape.
 """
@@ -43,11 +43,11 @@ def latent_shape(model_name: str) -> tuple[int, int]:
 def run(args) -> dict:
     import redis
 
-    from heron.pipeline.config import load_pipeline_config
-    from heron.pipeline.redis_server import ThrowawayRedis
-    from heron.pipeline.service import encoder_settings
-    from heron.pipeline.store import RedisStateStore
-    from heron.pipeline.types import MediaChunk
+    from heron.config import load_pipeline_config
+    from heron.state.server import ThrowawayRedis
+    from heron.pipeline.fingerprint import encoder_settings
+    from heron.state import LatentStore, RedisConnection
+    from heron.types import MediaChunk
 
     cfg = load_pipeline_config(args.config)
     num_latents, dim = latent_shape(cfg.model)
@@ -59,7 +59,7 @@ def run(args) -> dict:
     log(f"storage: writing {per_hour} windows of [{num_latents}, {dim}] fp16")
     with ThrowawayRedis() as server:
         client = redis.Redis.from_url(server.url)
-        store = RedisStateStore(server.url, encoder_settings=encoder_settings(cfg))
+        store = LatentStore(RedisConnection(server.url), encoder_settings(cfg))
         source_id = "bench-storage-" + "0" * 16
         before = client.info("memory")["used_memory"]
         for index in range(per_hour):
@@ -67,7 +67,7 @@ def run(args) -> dict:
             store.put_chunk(MediaChunk(source_id, index, t_start, t_start + window_s - 1 / cfg.decode.fps, latents))
         store.set_source_info(source_id, duration_s=args.hours * 3600, n_windows=per_hour, complete=True)
         after = client.info("memory")["used_memory"]
-        keys = list(client.scan_iter(match=f"{store.prefix}*", count=1000))
+        keys = list(client.scan_iter(match=f"{store.db.prefix}*", count=1000))
         by_key = sum(client.memory_usage(key, samples=0) or 0 for key in keys)
         chunk_key = store._chunk_key(source_id, 0)
         one_chunk = client.memory_usage(chunk_key, samples=0)

@@ -34,7 +34,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _pipeline_config(args):
-    from heron.pipeline.config import load_pipeline_config
+    from heron.config import load_pipeline_config
 
     cfg = load_pipeline_config(args.config)
     if args.model:
@@ -44,8 +44,8 @@ def _pipeline_config(args):
 
 def cmd_ask(args) -> int:
     from heron.pipeline.answer import check_question
-    from heron.pipeline.decode import check_time_range
-    from heron.pipeline.service import Heron
+    from heron.pipeline.windows import check_time_range
+    from heron.service import Heron
     from heron.pipeline.sources import resolve_source
 
     check_question(args.question)  # cheap checks first: no Redis, no Ray for a typo
@@ -77,13 +77,12 @@ def _merge(spans: list[tuple[float, float]], gap: float) -> list[tuple[float, fl
 
 
 def cmd_cache(args) -> int:
-    from heron.pipeline.redis_server import ensure_redis
-    from heron.pipeline.service import encoder_settings
+    from heron.pipeline.fingerprint import encoder_settings
     from heron.pipeline.sources import content_id
-    from heron.pipeline.store import RedisStateStore
+    from heron.state import LatentStore, RedisConnection, ensure_redis
 
     cfg = _pipeline_config(args)
-    store = RedisStateStore(ensure_redis(args.redis_url), encoder_settings=encoder_settings(cfg))
+    store = LatentStore(RedisConnection(ensure_redis(args.redis_url)), encoder_settings(cfg))
     if args.action == "ls":
         infos = [store.source_info(s) for s in store.list_sources()]
         infos = [i for i in infos if i is not None]

@@ -17,8 +17,8 @@ from heron.cli import main as heron_cli
 from heron.config import config_dir
 from heron.data.synthetic import ClipConfig, generate_clip, make_questions
 from heron.data.video_writer import write_video
-from heron.pipeline.config import load_pipeline_config
-from heron.pipeline.service import Heron
+from heron.config import load_pipeline_config
+from heron.service import Heron
 
 DEMO_DIR = Path(".heron/demo")
 DEMO_SEED = 7

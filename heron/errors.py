@@ -127,6 +127,10 @@ class StateStoreError(HeronError):
     """Redis could not be reached or holds data Heron cannot read."""
 
 
+class StateUnavailableError(StateStoreError):
+    """Redis did not answer (down, restarting, unreachable): retry once it is back (HTTP 503)."""
+
+
 class ClusterResourcesError(ConfigError):
     """An actor asks for more CPUs or GPUs than the whole Ray cluster has: Ray would wait forever."""
 

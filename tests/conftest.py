@@ -1,4 +1,4 @@
-"""Shared fixtures: one real Redis per test session, a store with private keys per test."""
+"""Shared fixtures: one real Redis per test session; per test, stores whose keys live in a private namespace."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from heron.pipeline.redis_server import ThrowawayRedis
-from heron.pipeline.store import RedisStateStore
+from heron.state import AlertStore, DialogueStore, JobStore, LatentStore, RedisConnection, ThrowawayRedis
 
 # `make test` may point this at a running server; tests then use their own key namespace on it.
 TEST_REDIS_URL_ENV = "HERON_TEST_REDIS_URL"
@@ -28,10 +27,34 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def store(redis_url: str) -> Iterator[RedisStateStore]:
-    """A store whose keys live in a namespace of its own (so even a shared server is safe), cleared after."""
-    state = RedisStateStore(
-        redis_url, encoder_settings=TEST_ENCODER_SETTINGS, namespace=f"heron-test-{uuid.uuid4().hex[:12]}"
-    )
-    yield state
-    state.clear_all()
+def namespace() -> str:
+    """A key namespace of this test's own, so even a shared server is safe."""
+    return f"heron-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def db(redis_url: str, namespace: str) -> Iterator[RedisConnection]:
+    """The connection every store of a test shares; its namespace is cleared after the test."""
+    connection = RedisConnection(redis_url, namespace=namespace)
+    yield connection
+    connection.clear_all()
+
+
+@pytest.fixture
+def latents(db: RedisConnection) -> LatentStore:
+    return LatentStore(db, TEST_ENCODER_SETTINGS)
+
+
+@pytest.fixture
+def dialogue(db: RedisConnection) -> DialogueStore:
+    return DialogueStore(db)
+
+
+@pytest.fixture
+def jobs(db: RedisConnection) -> JobStore:
+    return JobStore(db)
+
+
+@pytest.fixture
+def alerts(db: RedisConnection) -> AlertStore:
+    return AlertStore(db)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from heron.pipeline.redis_server import HERON_HOME_ENV, REDIS_URL_ENV
+from heron.state.server import HERON_HOME_ENV, REDIS_URL_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 HERON_SERVICES = ("ray-head", "ray-worker", "heron")  # every container that runs Heron code

@@ -3,7 +3,7 @@
 import pytest
 
 from heron.config import config_dir, load_config
-from heron.pipeline.config import load_pipeline_config
+from heron.config import load_pipeline_config
 
 PRESETS = sorted(p.stem for p in config_dir().glob("*.yaml"))
 

@@ -1,6 +1,24 @@
-"""Ray actors over the pipeline stages (decode on CPU, encode on GPU when present, answer)."""
+"""Ray actors: thin wrappers over the plain pipeline stages, with resources and restart policy.
 
-from heron.actors.stages import (AnswerActor, DecodeActor, DecodeRun, EncodeActor, actor_options, check_cluster_has,
-                                 remote)
+Each actor is a plain class (testable without Ray) that builds its stage in ``__init__`` and works
+in plain method calls. Nothing an actor holds is needed after a crash: latents and dialogue are
+in Redis, so Ray may restart it (``max_restarts``) and retry the call in flight
+(``max_task_retries``). The classes are decorated once, here; each pool sets its resources with
+``.options(**actor_options(resources))``.
+"""
 
-__all__ = ["AnswerActor", "DecodeActor", "DecodeRun", "EncodeActor", "actor_options", "check_cluster_has", "remote"]
+import ray
+
+from heron.actors.answer import AnswerActor
+from heron.actors.decode import DecodeActor, DecodeRun
+from heron.actors.encode import EncodeActor
+from heron.actors.resources import actor_options, check_cluster_has
+
+RemoteDecodeActor = ray.remote(DecodeActor)
+RemoteEncodeActor = ray.remote(EncodeActor)
+RemoteAnswerActor = ray.remote(AnswerActor)
+
+__all__ = [
+    "AnswerActor", "DecodeActor", "DecodeRun", "EncodeActor", "RemoteAnswerActor", "RemoteDecodeActor",
+    "RemoteEncodeActor", "actor_options", "check_cluster_has",
+]

@@ -6,7 +6,8 @@
                                         cross-attention layer's media keys/values computed once
                                         per request (OpenFlamingo and Idefics recompute them per step)
 
-Build one with ``heron.load_model``; it owns loading and the freezing policy.
+Build one with ``heron.load_model`` (presets, YAML, directories and OpenFlamingo checkpoints) or,
+as transformers users expect, ``HeronModel.from_pretrained(dir)`` / ``model.save_pretrained(dir)``.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from torch import nn
 
 from heron.config import ModelConfig
 from heron.encoders.visual_encoder import VisualEncoder
+from heron.models import building
 from heron.errors import FrameFormatError, MediaCountMismatchError, PromptTooLongError
 from heron.models.connector import LinearPrefixConnector, splice_media
 from heron.models.lm import insert_cross_attention
 from heron.models.media_state import MediaRequest, MediaState
 from heron.models.sampling import SamplingConfig, next_tokens
-from heron.models.tokenizer import END_OF_CHUNK_TOKEN, IMAGE_TOKEN
+from heron.models.tokenizer import END_OF_CHUNK_TOKEN, IMAGE_TOKEN, add_media_tokens, load_tokenizer
 
 # uint8 frames [T, H, W, 3] / an image [H, W, 3], or latents [n, d]: one window's R tokens, or
 # several windows' tokens concatenated in time order (n = k * R).
@@ -70,6 +72,41 @@ class HeronModel(nn.Module):
         # transformers 5.24 renamed past_key_values to cache (argument and output); older 5.x
         # releases, as found on GPU images, still use the old name
         self._lm_cache_name = "cache" if "cache" in parameters else "past_key_values"
+
+    # --- building, loading and saving -------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig) -> HeronModel:
+        """Build every part from config (random init of Heron's own weights, seeded by ``cfg.seed``)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            encoder = building.new_encoder(cfg)  # first after seeding: build_encoder repeats it exactly
+            lm = building.build_lm(cfg.lm)
+            tokenizer = load_tokenizer(cfg.lm)
+            add_media_tokens(tokenizer)
+            building.resize_embeddings(lm, len(tokenizer))
+            return cls(cfg, encoder, lm, tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, path_or_config, *, device: str | None = None, dtype: str | None = None,
+                        trainable: building.Trainable = "connector") -> HeronModel:
+        """A model from a directory written by ``save_pretrained``, a preset name, a YAML file or a
+        ModelConfig, in eval mode (call ``.train()`` to train). ``trainable`` applies the freezing
+        policy; ``device``/``dtype`` override the config's (auto = CUDA + bf16 when present)."""
+        cfg, weights = building.resolve(path_or_config)
+        model = cls.from_config(cfg)
+        if weights is not None:
+            building.load_heron_weights(model, weights)
+        building.apply_freezing(model, trainable)
+        return building.place(model, cfg, device, dtype).eval()
+
+    def save_pretrained(self, directory, *, save_backbones: bool | None = None):
+        """Write this model so that ``from_pretrained(directory)`` rebuilds it exactly; returns the path.
+
+        ``save_backbones``: True saves the vision tower and LM into the directory; False references
+        them by hub id / path; None (default) saves only those with no id/path (random init). A model
+        whose LM was trained end to end must be saved with ``save_backbones=True``."""
+        return building.write_model_dir(self, directory, save_backbones=save_backbones)
 
     # --- properties -------------------------------------------------------------------------
 

@@ -1,163 +1,25 @@
-"""The one entry point that builds a Heron model, and its inverse.
+"""The one entry point that builds a Heron model from anything that names one.
 
-``load_model(path_or_config)`` accepts a preset name (``"tiny"``), a YAML file, a
-``ModelConfig`` or a directory written by ``save_pretrained``. It builds the vision tower and
-the LM (``from_pretrained`` with a hub id or local path, or random init from the config), adds
-Heron's tokens, inserts the connector, loads Heron's own weights, and applies the freezing policy.
-
-A saved model directory holds:
-    heron.yaml          the ModelConfig (backbone paths relative to the directory when saved)
-    model.safetensors   Heron's own weights: time embeddings, resampler, gated layers / connector
-    tokenizer files     with <image>, <|endofchunk|> (and <PAD>) added
-    vision/, lm/        the backbones, when saved (random-init ones always are)
+``load_model(source)`` accepts a preset name (``"tiny"``), a YAML file, a ``ModelConfig``, a
+directory written by ``save_pretrained``, or an OpenFlamingo checkpoint (a released model's name,
+``openflamingo/...``, or a ``checkpoint.pt``). Heron's own formats go to
+``HeronModel.from_pretrained``; OpenFlamingo's to ``load_openflamingo``. Either way the model comes
+back in eval mode with the freezing policy of ``trainable`` applied (``building.apply_freezing``).
 """
 
 from __future__ import annotations
 
-import copy
-import logging
 from pathlib import Path
-from typing import Literal
 
-import torch
-import yaml
-from safetensors.torch import load_file, save_file
-from transformers import AutoConfig, AutoModelForCausalLM
-
-from heron.config import LMConfig, ModelConfig, from_dict, load_config, read_yaml, to_dict
-from heron.encoders.vision import VisionBackbone
+from heron.config import ModelConfig
 from heron.encoders.visual_encoder import VisualEncoder
-from heron.errors import CheckpointMismatchError, ConfigError
+from heron.models import building
+from heron.models.building import Trainable
 from heron.models.heron_model import HeronModel
-from heron.models.tokenizer import add_media_tokens, load_tokenizer
-
-log = logging.getLogger(__name__)
-
-CONFIG_FILE = "heron.yaml"
-WEIGHTS_FILE = "model.safetensors"
-Trainable = Literal["connector", "end_to_end", "none"]
+from heron.models.openflamingo import load_openflamingo, load_openflamingo_encoder
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, name)
-
-
-def build_lm(cfg: LMConfig) -> torch.nn.Module:
-    if cfg.name_or_path:
-        return AutoModelForCausalLM.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
-    if not cfg.architecture:
-        raise ConfigError("lm.architecture (an HF model_type such as 'gpt2' or 'llama') is needed when lm.name_or_path is not set")
-    return AutoModelForCausalLM.from_config(AutoConfig.for_model(cfg.architecture, **cfg.init))
-
-
-def _resize_embeddings(lm: torch.nn.Module, vocab_size: int) -> None:
-    """Grow the LM's vocabulary for Heron's tokens; new rows = the mean of the old ones.
-
-    Deterministic (HF's default samples them), so a reloaded model with a frozen LM
-    reproduces the same embeddings without saving them.
-    """
-    old = lm.get_input_embeddings().weight.shape[0]
-    if vocab_size <= old:
-        return
-    lm.resize_token_embeddings(vocab_size, mean_resizing=False)
-    with torch.no_grad():
-        for emb in {id(e): e for e in (lm.get_input_embeddings(), lm.get_output_embeddings()) if e is not None}.values():
-            emb.weight[old:] = emb.weight[:old].mean(dim=0)
-
-
-def build_model(cfg: ModelConfig) -> HeronModel:
-    """Build every part from config (random init of Heron's own weights, seeded by cfg.seed)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        encoder = VisualEncoder(VisionBackbone(cfg.vision), cfg.resampler)  # first: load_encoder repeats it
-        lm = build_lm(cfg.lm)
-        tokenizer = load_tokenizer(cfg.lm)
-        add_media_tokens(tokenizer)
-        _resize_embeddings(lm, len(tokenizer))
-        model = HeronModel(cfg, encoder, lm, tokenizer)
-    return model
-
-
-def load_encoder(path_or_config: str | Path | ModelConfig, *, device: str | None = None,
-                 dtype: str | None = None) -> VisualEncoder:
-    """Only the vision side of a model (tower, time embeddings, resampler), frozen, for encode
-    workers that never need the language model. Same weights as ``load_model(...).encoder``."""
-    if _is_openflamingo(path_or_config):
-        return load_model(path_or_config, device=device, dtype=dtype, trainable="none").encoder
-    cfg, weights = _resolve(path_or_config)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        encoder = VisualEncoder(VisionBackbone(cfg.vision), cfg.resampler)
-    if weights is not None:
-        saved = {k[len("encoder."):]: v for k, v in load_file(str(weights)).items() if k.startswith("encoder.")}
-        expected = {k: v for k, v in encoder.state_dict().items() if not k.startswith("backbone.")}
-        _check_keys(str(weights), saved, expected)
-        encoder.load_state_dict(saved, strict=False)
-    encoder.requires_grad_(False)
-    target = resolve_device(device or cfg.device)
-    return encoder.to(device=target, dtype=resolve_dtype(dtype or cfg.dtype, target)).eval()
-
-
-def heron_state_dict(model: HeronModel) -> dict[str, torch.Tensor]:
-    """Heron's own weights (everything not in the vision tower or the base LM)."""
-    state = model.state_dict()
-    own = {k: v for k, v in state.items() if not k.startswith(("encoder.backbone.", "lm."))}
-    own.update({k: v for k, v in state.items() if k.startswith("lm.") and ".gated_cross_attn_layer." in k})
-    return own
-
-
-def _load_heron_weights(model: HeronModel, path: Path) -> None:
-    """Load ``model.safetensors`` strictly: any missing, unexpected or mis-shaped key is an error."""
-    saved = load_file(str(path))
-    _check_keys(str(path), saved, heron_state_dict(model))
-    model.load_state_dict(saved, strict=False)
-
-
-def _check_keys(source: str, saved: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
-    missing = sorted(set(expected) - set(saved))
-    unexpected = sorted(set(saved) - set(expected))
-    mismatched = [(k, tuple(saved[k].shape), tuple(expected[k].shape))
-                  for k in sorted(set(saved) & set(expected)) if saved[k].shape != expected[k].shape]
-    if missing or unexpected or mismatched:
-        raise CheckpointMismatchError(source, missing=missing, unexpected=unexpected, mismatched=mismatched)
-
-
-def apply_freezing(model: HeronModel, trainable: Trainable = "connector") -> None:
-    """The freezing policy, in one place.
-
-    connector:  time embeddings, resampler, gated layers / linear connector train; the vision
-                tower and the LM are frozen (Flamingo; LLaVA stage 1).
-    end_to_end: the LM trains too (LLaVA stage 2); the vision tower stays frozen.
-    none:       nothing trains (inference).
-    """
-    for name, param in model.named_parameters():
-        if name.startswith("encoder.backbone."):
-            param.requires_grad_(False)
-        elif name.startswith("lm.") and ".gated_cross_attn_layer." not in name:
-            param.requires_grad_(trainable == "end_to_end")
-        else:
-            param.requires_grad_(trainable != "none")
-    model.encoder.backbone.eval()
-
-
-def _directory_config(directory: Path) -> ModelConfig:
-    cfg = from_dict(ModelConfig, read_yaml(directory / CONFIG_FILE), f"{directory / CONFIG_FILE}")
-    for part in (cfg.vision, cfg.lm):  # saved backbones are referenced relative to the directory
-        if part.name_or_path and (directory / part.name_or_path).is_dir():
-            part.name_or_path = str(directory / part.name_or_path)
-    cfg.lm.tokenizer = str(directory)
-    return cfg
-
-
-def _is_openflamingo(source) -> bool:
+def is_openflamingo(source) -> bool:
     """A released OpenFlamingo name (not a local directory) or a ``.pt`` checkpoint file."""
     if isinstance(source, ModelConfig):
         return False
@@ -165,66 +27,37 @@ def _is_openflamingo(source) -> bool:
     return (str(source).startswith("openflamingo/") and not path.exists()) or (path.is_file() and path.suffix == ".pt")
 
 
-def _resolve(path_or_config: str | Path | ModelConfig) -> tuple[ModelConfig, Path | None]:
-    """The config a name, file, config or directory stands for, and its weights file if saved."""
-    if isinstance(path_or_config, ModelConfig):
-        return copy.deepcopy(path_or_config), None
-    if Path(path_or_config).is_dir():
-        directory = Path(path_or_config)
-        if not (directory / CONFIG_FILE).exists():
-            raise ConfigError(f"{directory} is not a Heron model directory (no {CONFIG_FILE})")
-        return _directory_config(directory), directory / WEIGHTS_FILE
-    return load_config(path_or_config), None
-
-
-def load_model(
-    path_or_config: str | Path | ModelConfig,
-    *,
-    device: str | None = None,
-    dtype: str | None = None,
-    trainable: Trainable = "connector",
-) -> HeronModel:
-    """Build a Heron model from a preset name, YAML file, ModelConfig or saved directory.
-
+def load_model(path_or_config: str | Path | ModelConfig, *, device: str | None = None, dtype: str | None = None,
+               trainable: Trainable = "connector") -> HeronModel:
+    """Build a Heron model (eval mode) from a preset name, YAML file, ModelConfig, saved directory or
+    OpenFlamingo checkpoint. ``trainable`` picks the freezing policy (which parameters have
+    ``requires_grad``; ``"none"`` for inference);
     ``device``/``dtype`` override the config's (``auto`` = CUDA + bf16 when present, else CPU + fp32).
-    An OpenFlamingo model name (``openflamingo/...``) or ``checkpoint.pt`` goes to
-    ``heron.models.openflamingo.load_openflamingo`` (docs/openflamingo.md).
-    """
-    if _is_openflamingo(path_or_config):
-        from heron.models.openflamingo import load_openflamingo
-
+    Training code calls ``.train()`` itself."""
+    if is_openflamingo(path_or_config):
         return load_openflamingo(path_or_config, device=device, dtype=dtype, trainable=trainable)
-    cfg, weights = _resolve(path_or_config)
-    model = build_model(cfg)
+    return HeronModel.from_pretrained(path_or_config, device=device, dtype=dtype, trainable=trainable)
+
+
+def load_encoder(path_or_config: str | Path | ModelConfig, *, device: str | None = None,
+                 dtype: str | None = None) -> VisualEncoder:
+    """Only the vision side of a model (tower, time embeddings, resampler), frozen, in eval mode, for
+    encode workers that never need the language model. Same weights as ``load_model(...).encoder``."""
+    if is_openflamingo(path_or_config):
+        return load_openflamingo_encoder(path_or_config, device=device, dtype=dtype)
+    cfg, weights = building.resolve(path_or_config)
+    encoder = building.build_encoder(cfg)
     if weights is not None:
-        _load_heron_weights(model, weights)
-    apply_freezing(model, trainable)
-    target = resolve_device(device or cfg.device)
-    model.to(device=target, dtype=resolve_dtype(dtype or cfg.dtype, target))
-    return model.train(False) if trainable == "none" else model
+        building.load_encoder_weights(encoder, weights)
+    encoder.requires_grad_(False)
+    return building.place(encoder, cfg, device, dtype).eval()
+
+
+def build_model(cfg: ModelConfig) -> HeronModel:
+    """A model with random init of Heron's own weights (seeded by ``cfg.seed``); see HeronModel.from_config."""
+    return HeronModel.from_config(cfg)
 
 
 def save_pretrained(model: HeronModel, directory: str | Path, *, save_backbones: bool | None = None) -> Path:
-    """Write ``model`` so that ``load_model(directory)`` rebuilds it exactly.
-
-    ``save_backbones``: True saves the vision tower and LM into the directory; False references
-    them by hub id / path; None (default) saves only those that have no id/path (random init).
-    A model whose LM was trained end to end must be saved with ``save_backbones=True``.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    cfg = copy.deepcopy(model.config)
-    if save_backbones or (save_backbones is None and not cfg.vision.name_or_path):
-        model.encoder.backbone.tower.save_pretrained(directory / "vision")
-        cfg.vision.name_or_path, cfg.vision.init = "vision", {}
-    if save_backbones or (save_backbones is None and not cfg.lm.name_or_path):
-        base = {k: v for k, v in model.lm.state_dict().items() if ".gated_cross_attn_layer." not in k}
-        model.lm.save_pretrained(directory / "lm", state_dict=base)
-        cfg.lm.name_or_path, cfg.lm.init, cfg.lm.architecture = "lm", {}, None
-    cfg.lm.tokenizer = None  # the tokenizer is saved next to heron.yaml
-    model.tokenizer.save_pretrained(directory)
-    weights = {k: v.detach().contiguous().cpu() for k, v in heron_state_dict(model).items()}
-    save_file(weights, str(directory / WEIGHTS_FILE))
-    (directory / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    log.info("saved Heron model to %s (%d own tensors)", directory, len(weights))
-    return directory
+    """``model.save_pretrained(directory)``: write it so that ``load_model(directory)`` rebuilds it exactly."""
+    return model.save_pretrained(directory, save_backbones=save_backbones)

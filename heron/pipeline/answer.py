@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from heron.errors import EmptyQuestionError, EmptyVideoError
-from heron.pipeline.config import AnswerConfig
+from heron.config import AnswerConfig
 from heron.pipeline.prompts import evenly_spaced, question_prompt
-from heron.pipeline.store import RedisStateStore
+from heron.state import DialogueStore, LatentStore
 
 if TYPE_CHECKING:  # the driver imports this module for Answer; only the actor needs torch
     from heron.models.heron_model import HeronModel
@@ -44,8 +44,8 @@ class AnswerStage:
     several calls at once: each call's media lives only inside its own ``generate``.
     """
 
-    def __init__(self, model: HeronModel, store: RedisStateStore, cfg: AnswerConfig):
-        self.model, self.store, self.cfg = model.eval(), store, cfg
+    def __init__(self, model: HeronModel, latents: LatentStore, dialogue: DialogueStore, cfg: AnswerConfig):
+        self.model, self.latents, self.dialogue, self.cfg = model.eval(), latents, dialogue, cfg
 
     def __call__(
         self,
@@ -59,18 +59,18 @@ class AnswerStage:
         clock = time.perf_counter()
         question = check_question(question)
         session_id = session_id or uuid.uuid4().hex[:12]
-        spans = self.store.window_spans(source_id, start, min(end, 1e12))  # times only, no latents
+        spans = self.latents.window_spans(source_id, start, min(end, 1e12))  # times only, no latents
         if not spans:
             raise EmptyVideoError(f"no encoded windows of source {source_id} between {start:g} s and {end:g} s")
         # Fetch only the windows that go into the prompt: cost stays flat however long the stream.
-        chosen = self.store.get_chunks(source_id, [spans[i][0] for i in evenly_spaced(len(spans), self.cfg.max_windows)])
+        chosen = self.latents.get_chunks(source_id, [spans[i][0] for i in evenly_spaced(len(spans), self.cfg.max_windows)])
         media = np.concatenate([c.latents for c in chosen]).astype(np.float32)  # [k*R, d]
-        turns = self.store.get_dialogue(session_id, last_n=2 * self.cfg.history_turns)
+        turns = self.dialogue.get_dialogue(session_id, last_n=2 * self.cfg.history_turns)
         history = [(q.text, a.text) for q, a in zip(turns[::2], turns[1::2]) if q.role == "user" and a.role == "assistant"]
         text = self.model.generate(question_prompt(question, history), [media],
                                    max_new_tokens=self.cfg.max_new_tokens).strip()
         spans = [(c.t_start, c.t_end) for c in chosen]
-        self.store.append_turn(session_id, "user", question, meta={"source_id": source_id, "start": start,
-                                                                     "end": None if end == float("inf") else end})
-        self.store.append_turn(session_id, "assistant", text, meta={"spans": spans})
+        self.dialogue.append_turns(session_id, [
+            ("user", question, {"source_id": source_id, "start": start, "end": None if end == float("inf") else end}),
+            ("assistant", text, {"spans": spans})])
         return Answer(text, spans, session_id, source_id, len(chosen), time.perf_counter() - clock)

@@ -10,7 +10,7 @@ import torch
 
 from heron.encoders.visual_encoder import VisualEncoder
 from heron.models.heron_model import HeronModel
-from heron.pipeline.types import FrameBatch, MediaChunk
+from heron.types import FrameBatch, MediaChunk
 
 log = logging.getLogger(__name__)
 

@@ -93,7 +93,7 @@ def _eval(args) -> int:
     import dataclasses
 
     import heron
-    from heron.pipeline.decode import DecodeConfig
+    from heron.config import DecodeConfig
     from heron.train.evaluate import decode_config_of, evaluate, format_report, read_questions
 
     import torch

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from heron.config import ModelConfig, from_dict, read_yaml
 from heron.errors import ConfigError
-from heron.pipeline.decode import DecodeConfig
+from heron.config import DecodeConfig
 
 Trainable = Literal["connector", "end_to_end"]
 LabelMode = Literal["answers", "text"]

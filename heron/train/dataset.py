@@ -32,7 +32,8 @@ import torch
 from heron.data.atomic import atomic_path
 from heron.errors import ConfigError, MediaCountMismatchError, PromptTooLongError
 from heron.models.tokenizer import END_OF_CHUNK_TOKEN, IMAGE_TOKEN
-from heron.pipeline.decode import DecodeConfig, VideoDecoder, output_size
+from heron.config import DecodeConfig
+from heron.pipeline.decode import VideoDecoder, output_size
 from heron.pipeline.prompts import question_prompt
 
 IGNORE_INDEX = -100  # label of tokens that carry no loss (prompt, <image>, padding)

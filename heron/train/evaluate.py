@@ -29,7 +29,7 @@ import torch
 from heron.data.synthetic.config import NUMBER_WORDS
 from heron.errors import ConfigError
 from heron.models.heron_model import HeronModel
-from heron.pipeline.decode import DecodeConfig
+from heron.config import DecodeConfig
 from heron.pipeline.prompts import question_prompt
 from heron.train.dataset import IGNORE_INDEX, MediaLoader, MediaRef, qa_text, tokenize_sample
 

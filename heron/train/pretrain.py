@@ -41,7 +41,7 @@ from heron.data.synthetic import ClipMetadata, make_frame_caption
 from heron.encoders.preprocess import preprocess
 from heron.encoders.vision import preprocess_settings
 from heron.models.tokenizer import EOS_TOKEN, PAD_TOKEN, END_OF_CHUNK_TOKEN, IMAGE_TOKEN
-from heron.pipeline.decode import DecodeConfig
+from heron.config import DecodeConfig
 from heron.train.config import LMPretrainConfig, VisionPretrainConfig
 from heron.train.dataset import MediaLoader, MediaRef
 from heron.train.schedule import warmup_cosine

@@ -30,7 +30,8 @@ from tqdm import tqdm
 from heron.config import CrossAttentionConfig, ModelConfig, ResamplerConfig
 from heron.errors import ConfigError, StageMismatchError
 from heron.models.heron_model import HeronModel
-from heron.models.loading import CONFIG_FILE, load_model, resolve_device, save_pretrained
+from heron.models.building import CONFIG_FILE, resolve_device
+from heron.models.loading import load_model, save_pretrained
 from heron.train.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from heron.train.config import RunConfig, StageConfig
 from heron.train.dataset import Batch, InterleavedDataset, MediaLoader, SampleOrder

@@ -14,7 +14,7 @@ import torch
 
 from bench import common, generate, ingest, latency, storage
 from heron.models import load_model
-from heron.pipeline.decode import DecodeConfig
+from heron.config import DecodeConfig
 
 
 @pytest.fixture
@@ -83,12 +83,12 @@ def _first_xattn(model) -> str:
 
 
 @pytest.mark.integration
-def test_synthetic_source_is_cached_complete(store, clip):
+def test_synthetic_source_is_cached_complete(latents, clip):
     cfg = DecodeConfig(fps=1.0, window_frames=8)
-    source_id = latency.write_synthetic_source(store, clip, 60.0, cfg, num_latents=4, dim=32)
-    info = store.source_info(source_id)
+    source_id = latency.write_synthetic_source(latents, clip, 60.0, cfg, num_latents=4, dim=32)
+    info = latents.source_info(source_id)
     assert info.complete and info.cached_windows == math.ceil(60 / 8) and info.duration_s == 60.0
-    chunks = store.chunks_in_range(source_id, 0, 60)
+    chunks = latents.chunks_in_range(source_id, 0, 60)
     assert chunks[-1].t_start == 56.0 and chunks[-1].latents.shape == (4, 32)
 
 

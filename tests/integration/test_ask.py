@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 
 from heron.errors import ClusterResourcesError, EmptyQuestionError, SourceNotFoundError, TimeRangeError
-from heron.pipeline.config import load_pipeline_config
-from heron.pipeline.service import Heron
+from heron.config import load_pipeline_config
+from heron.service import Heron
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def heron(ray_session, redis_url, store):
+def heron(ray_session, redis_url, namespace):
     cfg = load_pipeline_config("tiny")  # 1 fps, 4-frame windows, tiny model
-    service = Heron(cfg, redis_url=redis_url, progress=False)
-    service.store = store.with_settings(service.store._settings)  # private namespace per test
+    service = Heron(cfg, redis_url=redis_url, progress=False, namespace=namespace)  # private keys per test
     yield service
     service.close()
+    service.db.clear_all()
 
 
 def test_ask_runs_the_whole_pipeline_and_caches_windows(heron, sample_video):
@@ -33,12 +33,12 @@ def test_ask_runs_the_whole_pipeline_and_caches_windows(heron, sample_video):
     assert ingest.frames_sampled == 10 and ingest.windows_encoded == 3  # 10 s at 1 fps in windows of 4
     assert isinstance(answer.text, str) and answer.windows_used == 3
     assert answer.spans == [(0.0, 3.0), (4.0, 7.0), (8.0, 9.0)]
-    chunks = heron.store.chunks_in_range(ingest.source_id, 0, 10)
+    chunks = heron.latents.chunks_in_range(ingest.source_id, 0, 10)
     assert [c.index for c in chunks] == [0, 1, 2]
     assert chunks[0].latents.shape == (4, 32) and str(chunks[0].latents.dtype) == "float16"
-    info = heron.store.source_info(ingest.source_id)
+    info = heron.latents.source_info(ingest.source_id)
     assert info.complete and info.cached_windows == 3 and math.isclose(info.duration_s, 10.0, abs_tol=0.2)
-    turns = heron.store.get_dialogue(answer.session_id)
+    turns = heron.dialogue.get_dialogue(answer.session_id)
     assert [t.role for t in turns] == ["user", "assistant"] and turns[1].text == answer.text
     assert turns[1].meta["spans"] == [list(s) for s in answer.spans]
 
@@ -49,9 +49,9 @@ def test_second_question_decodes_and_encodes_nothing_until_cleared(heron, sample
     second = heron.ask(sample_video, "Where does it go?", session_id=first.answer.session_id)
     assert second.ingest.cached and second.ingest.frames_decoded == 0 and second.ingest.windows_encoded == 0
     assert heron.encoder_counters() == [{"calls": 1, "windows_encoded": 3}]  # not called again
-    assert len(heron.store.get_dialogue(first.answer.session_id)) == 4  # the follow-up joined the dialogue
+    assert len(heron.dialogue.get_dialogue(first.answer.session_id)) == 4  # the follow-up joined the dialogue
 
-    heron.store.clear_source(first.ingest.source_id)
+    heron.latents.clear_source(first.ingest.source_id)
     third = heron.ask(sample_video, "And now?")
     assert not third.ingest.cached and third.ingest.windows_encoded == 3
     assert heron.encoder_counters() == [{"calls": 2, "windows_encoded": 6}]
@@ -115,7 +115,7 @@ def test_video_corrupt_part_way_answers_over_what_decoded(heron, tmp_path, caplo
     data = path.read_bytes()
     cut = tmp_path / "cut.webm"
     cut.write_bytes(data[: len(data) // 2])  # Matroska: the first half still plays
-    with caplog.at_level(logging.WARNING, logger="heron.pipeline.service"):
+    with caplog.at_level(logging.WARNING, logger="heron.service.heron"):
         result = heron.ask(str(cut), "What is there?")
     truncated = result.ingest.truncated_at
     assert truncated is not None and 2.0 < truncated < 8.0 and result.ingest.decode_actors == decode_actors
@@ -165,19 +165,19 @@ def test_decode_actors_split_a_file_on_the_window_grid(heron, sample_video):
 
 def test_parallel_decode_actors_cache_the_same_windows_as_one(heron, sample_video):
     one = heron.ingest(sample_video)
-    single = {c.index: c for c in heron.store.chunks_in_range(one.source_id, 0, 10)}
-    heron.store.clear_source(one.source_id)
+    single = {c.index: c for c in heron.latents.chunks_in_range(one.source_id, 0, 10)}
+    heron.latents.clear_source(one.source_id)
     heron.cfg.ingest.decode_actors, heron.cfg.ingest.max_in_flight = 3, 3
     three = heron.ingest(sample_video)
     assert not three.cached and three.windows_encoded == 3 and (one.decode_actors, three.decode_actors) == (1, 3)
     assert "3 actors" in three.summary()
     assert (three.frames_sampled, three.frames_decoded > 0) == (one.frames_sampled, True) == (10, True)
-    parallel = {c.index: c for c in heron.store.chunks_in_range(three.source_id, 0, 10)}
+    parallel = {c.index: c for c in heron.latents.chunks_in_range(three.source_id, 0, 10)}
     assert sorted(parallel) == sorted(single) == [0, 1, 2]
     for index, chunk in single.items():
         assert (parallel[index].t_start, parallel[index].t_end) == (chunk.t_start, chunk.t_end)
         np.testing.assert_array_equal(parallel[index].latents, chunk.latents)
-    assert heron.store.source_info(three.source_id).complete
+    assert heron.latents.source_info(three.source_id).complete
 
 
 def test_decode_actors_are_kept_across_ingests_and_reopen_their_run_after_a_restart(heron, sample_video, tmp_path):
@@ -194,7 +194,7 @@ def test_decode_actors_are_kept_across_ingests_and_reopen_their_run_after_a_rest
     assert [actor._actor_id for actor in heron._decoders] == pool
 
     ray.kill(heron._decoders[0], no_restart=False)  # Ray restarts it with only its constructor
-    heron.store.clear_source(first.source_id)
+    heron.latents.clear_source(first.source_id)
     again = heron.ingest(sample_video)
     assert not again.cached and again.windows_encoded == 3 and again.frames_sampled == 10
     assert [actor._actor_id for actor in heron._decoders] == pool

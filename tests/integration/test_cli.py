@@ -56,7 +56,7 @@ def _error(capsys, argv) -> str:
 def test_bad_input_gives_one_line_and_exit_code_2(env, video, tmp_path, capsys):
     assert "video file not found" in _error(capsys, ["ask", str(tmp_path / "nope.mp4"), "What?"])
     assert "question is empty" in _error(capsys, ["ask", video, "  "])
-    assert "start (9.0 s) must be before end (3.0 s)" in _error(capsys, ["ask", video, "What?", "--from", "9", "--to", "3"])
+    assert "start (9 s) must be before end (3 s)" in _error(capsys, ["ask", video, "What?", "--from", "9", "--to", "3"])
     text = tmp_path / "notes.mp4"
     text.write_text("just some text, not a video\n" * 50)
     assert "not a video" in _error(capsys, ["ask", str(text), "What?"])

@@ -34,9 +34,9 @@ from heron.errors import (
     UnsupportedCodecError,
     UnsupportedSourceError,
 )
-from heron.pipeline import decode
+from heron.config import DecodeConfig
+from heron.pipeline.decode import decoder as decode
 from heron.pipeline.decode import (
-    DecodeConfig,
     VideoDecoder,
     VideoInfo,
     iter_windows,

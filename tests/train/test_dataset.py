@@ -10,7 +10,8 @@ import torch
 
 import heron
 from heron.errors import ConfigError, MediaCountMismatchError
-from heron.pipeline.decode import DecodeConfig, VideoDecoder
+from heron.config import DecodeConfig
+from heron.pipeline.decode import VideoDecoder
 from heron.pipeline.prompts import question_prompt
 from heron.train.dataset import (
     InterleavedDataset,

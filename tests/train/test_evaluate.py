@@ -10,7 +10,7 @@ import torch
 import yaml
 
 import heron
-from heron.pipeline.decode import DecodeConfig
+from heron.config import DecodeConfig
 from heron.train.cli import eval_main, train_main
 from heron.train.evaluate import evaluate, normalize_answer, read_questions, time_embeddings_zeroed
 

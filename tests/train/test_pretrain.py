@@ -10,7 +10,7 @@ import torch
 
 import heron
 from heron.config import LMConfig, ModelConfig, ResamplerConfig, VisionConfig, CrossAttentionConfig
-from heron.pipeline.decode import DecodeConfig
+from heron.config import DecodeConfig
 from heron.train.config import LMPretrainConfig, VisionPretrainConfig
 from heron.train.pretrain import _clip_loss, frame_caption_pairs, pretrain_lm, pretrain_vision, train_tokenizer
 from heron.train.recipe import text_corpus

@@ -1,13 +1,52 @@
-"""Typed configuration of the question-answering pipeline (the ``pipeline:`` section of a preset)."""
+"""The question-answering pipeline's typed configuration (the ``pipeline:`` section of a preset).
+
+Decoding (how frames are sampled), ingest (actors and backpressure) and answering; every field
+is typed, defaulted and commented here. ``load_pipeline_config("tiny")`` reads a preset's section.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from heron.config import config_dir, from_dict, read_yaml
+from heron.config.schema import config_dir, from_dict, read_yaml
 from heron.errors import ConfigError
-from heron.pipeline.decode import DecodeConfig
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How to sample and decode a video. Every field is checked when the config is built."""
+
+    fps: float = 1.0  # sampled frames per second of video time (not the video's own fps)
+    window_frames: int = 8  # frames per FrameBatch: the encoder's unit of work
+    size: int | tuple[int, int] = 224  # int: short side (px), aspect kept; (h, w): exact; even
+    max_resolution: int = 8192  # refuse videos wider or taller than this (pixels): guards memory
+    decoder: Literal["auto", "decord", "pyav"] = "auto"  # auto: decord for files, PyAV for URLs
+    url_timeout_s: float = 10.0  # seconds to wait on a URL (connect or read) before giving up
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, list):  # YAML gives lists
+            object.__setattr__(self, "size", tuple(self.size))
+        if not (math.isfinite(self.fps) and self.fps > 0):
+            raise ConfigError(f"fps must be a positive number of frames per second, got {self.fps}")
+        if not (isinstance(self.window_frames, int) and self.window_frames >= 1):
+            raise ConfigError(f"window_frames must be an integer >= 1, got {self.window_frames!r}")
+        sides = self.size if isinstance(self.size, tuple) else (self.size,)
+        even = all(isinstance(s, int) and s > 0 and s % 2 == 0 for s in sides)
+        if not even or len(sides) != (2 if isinstance(self.size, tuple) else 1):
+            raise ConfigError(
+                f"size must be an even short side or an even (h, w) pair, got {self.size!r}"
+            )
+        if not (isinstance(self.max_resolution, int) and self.max_resolution >= 2):
+            raise ConfigError(
+                f"max_resolution must be an integer >= 2, got {self.max_resolution!r}"
+            )
+        if self.decoder not in ("auto", "decord", "pyav"):
+            raise ConfigError(f"decoder must be 'auto', 'decord' or 'pyav', got {self.decoder!r}")
+        if not self.url_timeout_s > 0:
+            raise ConfigError(f"url_timeout_s must be positive, got {self.url_timeout_s}")
 
 
 @dataclass
@@ -62,11 +101,4 @@ def load_pipeline_config(name_or_path: str | Path) -> PipelineConfig:
         path = config_dir() / f"{name_or_path}.yaml"
     if not path.is_file():
         raise ConfigError(f"no pipeline config file or preset {str(name_or_path)!r}")
-    data = read_yaml(path).get("pipeline") or {}
-    decode = data.pop("decode", None) or {}
-    cfg = from_dict(PipelineConfig, data, f"{path.name}:pipeline")
-    try:
-        cfg.decode = DecodeConfig(**decode)
-    except TypeError as error:
-        raise ConfigError(f"{path.name}:pipeline.decode: {error}") from None
-    return cfg
+    return from_dict(PipelineConfig, read_yaml(path).get("pipeline") or {}, f"{path.name}:pipeline")

@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from heron.errors import StateStoreError
-from heron.pipeline import redis_server
-from heron.pipeline.redis_server import (
+from heron.state import server as redis_server
+from heron.state.server import (
     REDIS_URL_ENV,
     STATE_FILE,
     ThrowawayRedis,

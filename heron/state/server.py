@@ -32,11 +32,11 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from heron.errors import StateStoreError
+from heron.errors import StateStoreError, StateUnavailableError
+from heron.state.connection import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -68,17 +68,6 @@ def default_data_dir() -> Path:
     return Path(home).expanduser() / "redis" if home else Path.home() / ".cache" / "heron" / "redis"
 
 
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, safe for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
-
-
 def check_reachable(url: str, *, timeout_s: float = 3.0) -> None:
     """Raise ``StateStoreError`` naming ``url`` unless a Redis there answers PING within ``timeout_s``."""
     try:
@@ -87,9 +76,14 @@ def check_reachable(url: str, *, timeout_s: float = 3.0) -> None:
         raise StateStoreError(f"invalid Redis URL {redact_url(url)!r}: {error}") from error
     try:
         client.ping()
-    except redis.RedisError as error:
-        raise StateStoreError(
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        raise StateUnavailableError(
             f"cannot reach Redis at {redact_url(url)}: {error}; start Redis there, fix --redis-url / "
+            f"${REDIS_URL_ENV}, or unset it to let Heron run its own local server"
+        ) from error
+    except redis.RedisError as error:  # it answered, but refused (a wrong password, say)
+        raise StateStoreError(
+            f"Redis at {redact_url(url)} refused Heron: {error}; start Redis there, fix --redis-url / "
             f"${REDIS_URL_ENV}, or unset it to let Heron run its own local server"
         ) from error
     finally:

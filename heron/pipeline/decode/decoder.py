@@ -1,0 +1,196 @@
+"""Decode a video source into windows of frames sampled at a fixed rate, by presentation time.
+
+``VideoDecoder`` owns everything above the backends: it probes the source, sampling (a
+``FrameSampler``, the rule in ``sampling.py``), the stats, and which backend reads. decord reads
+local files (its timestamp index lets it batch-decode only the chosen frames); PyAV reads URLs
+and takes over whenever decord cannot open or decode a file, from where decord stopped. Neither
+seeks once per sampled frame. See docs/decoding.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from heron.config import DecodeConfig
+from heron.errors import ConfigError, CorruptVideoError, EmptyVideoError, SourceError, SourceUnreachableError
+from heron.pipeline.decode.container import check_resolution, probe
+from heron.pipeline.decode.decord_reader import DecordReader
+from heron.pipeline.decode.pyav_reader import PyAVReader
+from heron.pipeline.decode.reader import FrameReader, ReaderFailed, StreamTruncated
+from heron.pipeline.decode.sampling import FrameSampler, output_size
+from heron.pipeline.sources import Source, content_id, resolve_source
+from heron.pipeline.windows import check_time_range
+from heron.types import FrameBatch
+
+logger = logging.getLogger(__name__)
+
+# A file whose last frame ends this much before its stated duration was cut short; the slack
+# also scales with the frame interval so sparse (slide-show, VFR) video does not trip it.
+_TRUNCATION_SLACK_S = 0.5
+_TRUNCATION_SLACK_FRAMES = 3
+
+
+@dataclass
+class DecodeStats:
+    """What one pass of VideoDecoder did; read it after (or during) iteration."""
+
+    decoder: str = ""  # "decord", "pyav", or "decord+pyav" when PyAV took over part-way
+    fallback_reason: str | None = None  # why decord was not (or no longer) used
+    frames_decoded: int = 0  # frames the decoder produced (decord: frames stepped over, estimated)
+    frames_kept: int = 0  # sampled frames handed out in windows
+    windows: int = 0  # FrameBatches handed out
+    bytes_decoded: int | None = None  # compressed bytes fed to the decoder; decord does not say
+    seconds_decoded: float = 0.0  # video time spanned by the decoded frames (s)
+    wall_seconds: float = 0.0  # decoding time (s), not counting the caller's work between windows
+    truncated_at: float | None = None  # video time (s) where corrupt or missing data stopped it
+    truncation_reason: str | None = None  # the decoder's error, or "the stream ends early"
+    first_pts: float | None = None  # pts (s) of the first decoded frame
+
+
+class VideoDecoder:
+    """Windows of sampled, resized frames from one source; ``stats`` says what was done.
+
+    The constructor resolves and probes the source, so bad input fails here, before iteration.
+    Iterating decodes lazily (a long video streams window by window) and may be repeated.
+    """
+
+    def __init__(self, source: str | Source, cfg: DecodeConfig | None = None, *, start: float | None = None,
+                 end: float | None = None, source_id: str | None = None):
+        self.cfg = cfg or DecodeConfig()
+        self.start, self.end = check_time_range(start, end)
+        self.source = resolve_source(source)
+        if self.cfg.decoder == "decord" and self.source.is_url:
+            raise ConfigError("decoder='decord' reads local files only; use 'auto' or 'pyav' for URLs")
+        self.info = probe(self.source, url_timeout_s=self.cfg.url_timeout_s)
+        check_resolution(self.source, self.info, self.cfg.max_resolution)
+        self.out_height, self.out_width = output_size(self.info.width, self.info.height, self.cfg.size)
+        self.source_id = source_id or content_id(self.source)
+        self.stats = DecodeStats()
+
+    def __iter__(self) -> Iterator[FrameBatch]:
+        self.stats = DecodeStats()
+        frames: list[np.ndarray] = []
+        pts: list[float] = []
+        clock = time.perf_counter()
+        for frame, frame_pts in self._kept_frames():
+            frames.append(frame)
+            pts.append(frame_pts)
+            if len(frames) == self.cfg.window_frames:
+                self.stats.wall_seconds += time.perf_counter() - clock
+                yield self._window(frames, pts)
+                frames, pts, clock = [], [], time.perf_counter()
+        self.stats.wall_seconds += time.perf_counter() - clock
+        if frames:
+            yield self._window(frames, pts)
+        if self.stats.frames_kept == 0:
+            raise self._no_frames_error()
+
+    def _window(self, frames: list[np.ndarray], pts: list[float]) -> FrameBatch:
+        batch = FrameBatch(source_id=self.source_id, index=self.stats.windows,
+                           frames=np.stack(frames),  # (T, H, W, 3) uint8
+                           pts=np.asarray(pts, dtype=np.float64))  # (T,) seconds
+        self.stats.windows += 1
+        self.stats.frames_kept += len(frames)
+        return batch
+
+    # --- backends -------------------------------------------------------------------------------
+
+    def _kept_frames(self) -> Iterator[tuple[np.ndarray, float]]:
+        """Sampled frames (H, W, 3) uint8 with their pts in seconds, from decord and/or PyAV."""
+        sampler = FrameSampler(self.cfg.fps, self.start, self.end)
+        if self.cfg.decoder == "decord" or (self.cfg.decoder == "auto" and not self.source.is_url):
+            decord = DecordReader(self.source.path, height=self.out_height, width=self.out_width,
+                                  batch=self.cfg.window_frames)
+            try:
+                yield from self._read(decord, sampler, None)
+                return
+            except ReaderFailed as failure:
+                if self.cfg.decoder == "decord":
+                    raise CorruptVideoError(f"decord could not decode {self.source}: {failure}; "
+                                            "use decoder='auto' to fall back to PyAV") from failure
+                sampler = self._hand_over(decord, failure)
+        pyav = PyAVReader(self.source, height=self.out_height, width=self.out_width, fps=self.info.fps,
+                          timeout_s=self.cfg.url_timeout_s)
+        yield from self._read(pyav, sampler, sampler.next_time if sampler.next_time > 0 else None)
+
+    def _read(self, reader: FrameReader, sampler: FrameSampler, seek_to: float | None) -> Iterator[tuple[np.ndarray, float]]:
+        """Run one backend, folding its progress into the stats however it ends."""
+        self.stats.decoder = reader.name if not self.stats.decoder else f"{self.stats.decoder}+{reader.name}"
+        try:
+            yield from reader.frames(sampler, seek_to)
+        except StreamTruncated as truncated:
+            self._mark_truncated(truncated.at, truncated.reason)
+        else:
+            self._check_complete(reader.progress.stream_end)
+        finally:
+            self._fold(reader)
+
+    def _hand_over(self, decord: DecordReader, failure: ReaderFailed) -> FrameSampler:
+        """decord failed: PyAV continues after the last frame decord gave, with a fresh sampler."""
+        self.stats.fallback_reason = str(failure)
+        sampler = FrameSampler(self.cfg.fps, self.start, self.end)
+        last = decord.progress.last_pts
+        if last is None:
+            self.stats.decoder = ""  # decord read nothing: this is a PyAV pass, not a hand-over
+            logger.info("decord cannot read %s (%s); using PyAV", self.source, failure)
+        else:
+            sampler.skip_through(last)
+            logger.warning("decord failed at %.2f s of %s (%s); PyAV continues", last, self.source, failure)
+        return sampler
+
+    def _fold(self, reader: FrameReader) -> None:
+        progress, stats = reader.progress, self.stats
+        stats.frames_decoded += progress.frames_decoded
+        if progress.bytes_read is not None:
+            stats.bytes_decoded = (stats.bytes_decoded or 0) + progress.bytes_read
+        if progress.first_pts is not None:
+            stats.first_pts = progress.first_pts if stats.first_pts is None else min(stats.first_pts, progress.first_pts)
+            stats.seconds_decoded = max(stats.seconds_decoded, (progress.last_pts or 0.0) - stats.first_pts)
+
+    # --- how it ended ---------------------------------------------------------------------------
+
+    def _mark_truncated(self, at: float | None, reason: str) -> None:
+        """Record that decoding stopped at ``at`` seconds on bad or missing data, and warn."""
+        at = at if at is not None else (self.start or 0.0)
+        self.stats.truncated_at, self.stats.truncation_reason = at, reason
+        total = f"{self.info.duration:.1f} s" if self.info.duration else "unknown length"
+        logger.warning("decoded %.1f s of %s of %s; the rest is corrupt or missing (%s)", at, total, self.source, reason)
+
+    def _check_complete(self, last_pts: float | None) -> None:
+        """Flag truncation when decoding ended well before the duration the container states."""
+        if self.stats.truncated_at is not None or last_pts is None or not self.info.duration:
+            return
+        expected = min(self.info.duration, self.end) if self.end is not None else self.info.duration
+        slack = max(_TRUNCATION_SLACK_S, _TRUNCATION_SLACK_FRAMES / self.info.fps if self.info.fps else 0.0)
+        if last_pts < expected - slack:
+            self._mark_truncated(last_pts, "the stream ends early")
+
+    def _no_frames_error(self) -> SourceError:
+        if self.source.is_url and self.stats.frames_decoded == 0 and self.stats.truncation_reason:
+            return SourceUnreachableError(
+                f"no frame could be read from {self.source} ({self.stats.truncation_reason}); "
+                "the connection dropped, or the server ignores range requests (which MP4 files "
+                "with their index at the end need)")
+        if self.stats.truncated_at is not None:
+            return CorruptVideoError(f"{self.source}: no frame could be decoded in the requested range; "
+                                     f"the video is truncated or corrupt from {self.stats.truncated_at:.1f} s")
+        if self.start is not None or self.end is not None:
+            length = f"{self.info.duration:.1f} s" if self.info.duration else "of unknown length"
+            end = "the end" if self.end is None else f"{self.end:.1f} s"
+            return EmptyVideoError(f"{self.source}: no frames between {self.start or 0:.1f} s and {end} "
+                                   f"(the video is {length})")
+        return EmptyVideoError(f"{self.source} has a video stream but no frames")
+
+
+def iter_windows(source: str | Source, cfg: DecodeConfig | None = None, *, start: float | None = None,
+                 end: float | None = None, source_id: str | None = None) -> Iterator[FrameBatch]:
+    """Yield FrameBatches of ``cfg.window_frames`` sampled frames (the last may be shorter).
+
+    A generator: errors surface on the first ``next``. Use VideoDecoder to read stats afterwards.
+    """
+    yield from VideoDecoder(source, cfg, start=start, end=end, source_id=source_id)

@@ -1,0 +1,205 @@
+"""The question-answering service: Ray actors for decode → encode → answer, state in Redis.
+
+    with Heron(load_pipeline_config("tiny")) as heron:
+        result = heron.ask("lecture.mp4", "What is on the whiteboard?")
+        print(result.answer.text, result.answer.spans)
+
+``Heron`` starts (or joins, via ``ray_address``/``$RAY_ADDRESS``) Ray, finds or starts Redis,
+and keeps one answer actor and a pool of encode and decode actors alive across questions. A
+source is decoded and encoded once per encoder settings; later questions read its latents from
+Redis. Actors start on first need, under a lock, so concurrent first questions start one of each.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import threading
+import time
+
+import ray
+
+from heron.actors import (DecodeRun, RemoteAnswerActor, RemoteDecodeActor, RemoteEncodeActor, actor_options,
+                          check_cluster_has)
+from heron.config import PipelineConfig
+from heron.errors import EmptyVideoError
+from heron.pipeline.answer import check_question
+from heron.pipeline.decode import VideoDecoder
+from heron.pipeline.fingerprint import encoder_settings
+from heron.pipeline.sources import content_id, resolve_source
+from heron.pipeline.windows import WindowGrid, check_time_range
+from heron.service.ingest import decode_and_encode
+from heron.service.reports import AskResult, IngestReport
+from heron.service.runtime import get, init_ray
+from heron.state import DialogueStore, LatentStore, RedisConnection, ensure_redis
+
+log = logging.getLogger(__name__)
+
+
+class Heron:
+    """The warm service. ``namespace``: the Redis key namespace (tests use their own)."""
+
+    def __init__(self, cfg: PipelineConfig, *, redis_url: str | None = None, ray_address: str | None = None,
+                 progress: bool | None = None, namespace: str = "heron"):
+        self.cfg = cfg
+        self.grid = WindowGrid.of(cfg.decode)
+        self.db = RedisConnection(ensure_redis(redis_url), namespace=namespace)
+        self.latents = LatentStore(self.db, encoder_settings(cfg))
+        self.dialogue = DialogueStore(self.db)
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.ray_address = ray_address
+        # Actors start on first need: a cached question never loads an encoder, and bad input
+        # is rejected before any actor (or Ray itself) starts.
+        self._encoders: list = []
+        self._answerer = None
+        self._decoders: list = []  # decode actors, kept across ingests (started as needed)
+        self._starting = threading.Lock()  # actors are created under it: one of each, however many ask
+        self._ingesting = threading.Lock()  # one ingest at a time uses the decode actors
+
+    # --- actors -----------------------------------------------------------------------------------
+
+    @property
+    def encoders(self) -> list:
+        with self._starting:
+            if not self._encoders:
+                init_ray(self.ray_address)
+                self._check_resources(encoders=self.cfg.ingest.num_encoders)
+                options = actor_options(self.cfg.ingest.encode)
+                self._encoders = [RemoteEncodeActor.options(**options).remote(self.cfg)
+                                  for _ in range(self.cfg.ingest.num_encoders)]
+            return self._encoders
+
+    @property
+    def answerer(self):
+        with self._starting:
+            if self._answerer is None:
+                init_ray(self.ray_address)
+                self._check_resources(answerer=1)
+                self._answerer = RemoteAnswerActor.options(**actor_options(self.cfg.answer.actor)).remote(
+                    self.cfg, self.latents, self.dialogue)
+            return self._answerer
+
+    def _decode_actors(self, k: int) -> list:
+        """k decode actors: the pool's, grown on first need (a start costs 0.5–2 s per actor)."""
+        with self._starting:
+            if k > len(self._decoders):
+                self._check_resources(decoders=k)
+                options = actor_options(self.cfg.ingest.decode)
+                self._decoders += [RemoteDecodeActor.options(**options).remote(self.cfg.decode)
+                                   for _ in range(k - len(self._decoders))]
+            return self._decoders[:k]
+
+    def _check_resources(self, *, encoders: int | None = None, answerer: int | None = None,
+                         decoders: int | None = None) -> None:
+        """Before starting actors: this Heron's actors, with the new counts given, must fit the
+        cluster together (``check_cluster_has``), or Ray would queue the last ones forever."""
+        ingest = self.cfg.ingest
+        check_cluster_has([
+            ("pipeline.ingest.encode", ingest.encode, len(self._encoders) if encoders is None else encoders),
+            ("pipeline.answer.actor", self.cfg.answer.actor,
+             int(self._answerer is not None) if answerer is None else answerer),
+            ("pipeline.ingest.decode", ingest.decode, len(self._decoders) if decoders is None else decoders)])
+
+    def __enter__(self) -> Heron:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release every actor (a later call starts fresh ones)."""
+        with self._starting:
+            for actor in [*self._encoders, *self._decoders, *([self._answerer] if self._answerer is not None else [])]:
+                ray.kill(actor)
+            self._encoders, self._decoders, self._answerer = [], [], None
+
+    # --- ingest -----------------------------------------------------------------------------------
+
+    def ingest(self, source: str, *, start: float | None = None, end: float | None = None) -> IngestReport:
+        """Make sure every window of [start, end] (default: the whole source) is in Redis."""
+        return self._ingest(source, *check_time_range(start, end), on_valid=None)
+
+    def _ingest(self, source: str, start: float | None, end: float | None, on_valid) -> IngestReport:
+        clock = time.perf_counter()
+        resolved = resolve_source(source)
+        source_id = content_id(resolved)
+        cached = self._cached_windows(source_id, start, end)
+        if cached is not None:
+            return IngestReport(source_id, cached=True, windows_cached=cached, seconds=time.perf_counter() - clock)
+        # Validate here (typed errors, no Ray wrapping) before any actor starts: probe, range, resolution.
+        probe = VideoDecoder(resolved, self.cfg.decode, start=start, end=end, source_id=source_id)
+        if on_valid is not None:
+            on_valid()
+        init_ray(self.ray_address)
+        with self._ingesting:
+            report = self._decode_and_encode(str(resolved), source_id, start, end, probe, seekable=not resolved.is_url)
+        whole = start is None and end is None
+        self.latents.set_source_info(source_id, duration_s=probe.info.duration, name=resolved.uri,
+                                     n_windows=report.windows_encoded if whole else None,
+                                     complete=True if whole else None)
+        report.seconds = time.perf_counter() - clock
+        if report.truncated_at is not None:
+            length = f"{probe.info.duration:.1f} s" if probe.info.duration else "an unknown length"
+            log.warning("%s: decoded %.1f s of %s; the rest is corrupt, so answers cover only what decoded",
+                        source, report.truncated_at, length)
+        return report
+
+    def _cached_windows(self, source_id: str, start: float | None, end: float | None) -> int | None:
+        """Number of cached windows if [start, end] is fully cached, else None."""
+        info = self.latents.source_info(source_id)
+        if info is None or info.cached_windows == 0:
+            return None
+        if info.complete:
+            if start is not None and info.duration_s is not None and start >= info.duration_s:
+                raise EmptyVideoError(f"no frames from {start:g} s on: the video is {info.duration_s:.1f} s long")
+            return info.cached_windows
+        needed = self.grid.indices(start, end, info.duration_s) if start is not None or end is not None else None
+        if needed is None:
+            return None
+        have = self.latents.cached_indices(source_id)
+        return len(needed) if have.issuperset(needed) else None
+
+    def _segments(self, start: float | None, end: float | None, probe: VideoDecoder,
+                  seekable: bool) -> list[tuple[float | None, float | None]]:
+        """[start, end] cut on the window grid into one run per decode actor (ingest.decode_actors);
+        a source of unknown length or a URL is read by one actor."""
+        k = self.cfg.ingest.decode_actors if seekable and probe.info.duration else 1
+        return self.grid.runs(start, end, probe.info.duration, k)
+
+    def _decode_and_encode(self, source: str, source_id: str, start, end, probe: VideoDecoder,
+                           seekable: bool) -> IngestReport:
+        runs = [DecodeRun(source, source_id, s, e) for s, e in self._segments(start, end, probe, seekable)]
+        encoders = self.encoders
+        decoders = self._decode_actors(len(runs))
+        report = IngestReport(source_id, cached=False, duration_s=probe.info.duration, decode_actors=len(decoders))
+        try:
+            decode_and_encode(runs, decoders, encoders, self.latents, self.cfg.ingest, report,
+                              total=self.grid.count(start, end, probe.info.duration), progress=self.progress)
+        except BaseException:
+            # Calls may still be queued on the pool's actors, or one may be dead for good: the
+            # next ingest starts a fresh pool rather than wait on (or fail with) these.
+            with self._starting:
+                for decoder in self._decoders:
+                    ray.kill(decoder)
+                self._decoders = []
+            raise
+        return report
+
+    # --- questions --------------------------------------------------------------------------------
+
+    def ask(self, source: str, question: str, *, start: float | None = None, end: float | None = None,
+            session_id: str | None = None) -> AskResult:
+        """Answer ``question`` about [start, end] of ``source``, ingesting what is not cached."""
+        clock = time.perf_counter()
+        question = check_question(question)  # before any decoding: bad input costs nothing
+        start, end = check_time_range(start, end)
+        # Once the source proved valid, the answer actor loads its model while the video decodes.
+        report = self._ingest(source, start, end, on_valid=lambda: self.answerer)
+        answer = get(self.answerer.answer.remote(question, report.source_id, start or 0.0,
+                                                 end if end is not None else math.inf, session_id))
+        return AskResult(answer, report, time.perf_counter() - clock)
+
+    def encoder_counters(self) -> list[dict[str, int]]:
+        """Calls and windows each started encode actor has served (for reports and tests)."""
+        return [get(encoder.counters.remote()) for encoder in self._encoders]

@@ -1,0 +1,332 @@
+"""Window latents in Redis: each window's visual tokens (fp16) with its times, indexed per source.
+
+Latents are cached per ``source key = (content id, settings fingerprint)``: the fingerprint hashes
+the encoder settings (model id, fps, window size, ...), so a different model or sampling never
+gets another's latents. Per source (one hash tag, so one cluster slot):
+
+    src:{fp:source}:chunk:<i>   hash: fp16 latent bytes, shape, dtype, t_start, t_end, fmt
+    src:{fp:source}:times       sorted set: window index -> t_start (range queries)
+    src:{fp:source}:span        sorted set: "max" -> the longest window (widens range queries)
+    src:{fp:source}:meta        hash: settings, duration, n_windows, complete, name, fmt
+
+and two namespace-wide indexes, ``sources:<fp>`` (the source ids of a fingerprint) and
+``fingerprints`` (fingerprint -> its settings), so every cached source can be listed whatever
+settings made it. A record with a missing or foreign ``fmt`` is dropped and its source marked
+incomplete, so the pipeline re-encodes and rewrites it; that never raises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from heron.errors import StateStoreError, TimeRangeError
+from heron.state.connection import FORMAT_VERSION, RedisConnection, decode_fields, redis_errors_translated
+from heron.types import MediaChunk
+
+logger = logging.getLogger(__name__)
+
+LATENT_DTYPE = "float16"  # what latents are stored as; they come back as this dtype
+_WIRE_DTYPES = {"float16": np.dtype("<f2")}  # stored dtype name -> explicit little-endian layout
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def settings_fingerprint(settings: Mapping[str, Any]) -> str:
+    """A short stable hash (16 hex chars) of the encoder settings that shape the latents.
+
+    Pass everything that changes the latents: model id (and weights revision), fps, window size,
+    resolution, resampler size. Keys are sorted, so order does not matter; types do (1 != 1.0).
+    """
+    canonical = json.dumps(dict(settings), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the cache holds for one source under one encoder fingerprint."""
+
+    source_id: str  # content id of the source
+    fingerprint: str  # settings_fingerprint of the encoder settings
+    settings: dict[str, Any]  # the encoder settings the fingerprint was made from
+    duration_s: float | None  # length of the source in seconds, when known
+    n_windows: int | None  # windows the source has in total, when known
+    cached_windows: int  # windows stored now
+    complete: bool  # every window is stored: the source need not be decoded again
+    max_window_s: float  # longest stored window (t_end - t_start), seconds
+    updated_at: float  # unix time of the last write, seconds
+    name: str | None = None  # the path or URL it was last ingested from, for people reading `cache ls`
+
+
+class LatentStore:
+    """Reads and writes window latents under one encoder-settings fingerprint.
+
+    db: the shared connection. encoder_settings: the settings whose fingerprint keys the cache.
+    """
+
+    def __init__(self, db: RedisConnection, encoder_settings: Mapping[str, Any]):
+        self.db = db
+        self.settings = dict(encoder_settings)
+        self.fingerprint = settings_fingerprint(self.settings)
+
+    def with_settings(self, encoder_settings: Mapping[str, Any]) -> LatentStore:
+        """A store on the same connection whose cache is keyed by other encoder settings."""
+        return LatentStore(self.db, encoder_settings)
+
+    # --- keys -----------------------------------------------------------------------------------
+
+    def _key(self, source_id: str, part: str | int, *more: str | int) -> str:
+        return self.db.key("src", f"{self.fingerprint}:{source_id}", part, *more)
+
+    def _chunk_key(self, source_id: str, index: int) -> str:
+        return self._key(source_id, "chunk", index)
+
+    def _sources_key(self, fingerprint: str | None = None) -> str:
+        return self.db.index_key(f"sources:{fingerprint or self.fingerprint}")
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    def put_chunk(self, chunk: MediaChunk) -> None:
+        """Store one window's latents (as fp16) and index it by start time."""
+        self.put_chunks([chunk])
+
+    @redis_errors_translated
+    def put_chunks(self, chunks: Iterable[MediaChunk]) -> None:
+        """Store windows (any sources) atomically per source, in one round trip for all of them."""
+        chunks = list(chunks)
+        if not chunks:
+            return
+        records = [(chunk, _encode_chunk(chunk, self._chunk_key(chunk.source_id, chunk.index))) for chunk in chunks]
+        pipe = self.db.client.pipeline(transaction=True)
+        for chunk, record in records:
+            pipe.hset(self._chunk_key(chunk.source_id, chunk.index), mapping=record)
+            pipe.zadd(self._key(chunk.source_id, "times"), {str(chunk.index): chunk.t_start})
+            # ZADD GT keeps the longest window atomically; range queries widen their search by it.
+            pipe.zadd(self._key(chunk.source_id, "span"), {"max": chunk.t_end - chunk.t_start}, gt=True)
+        for source_id in {chunk.source_id for chunk in chunks}:
+            pipe.hset(self._key(source_id, "meta"), mapping=self._meta_base(source_id))
+        pipe.execute()
+        self._register({chunk.source_id for chunk in chunks})
+
+    def _register(self, source_ids: set[str]) -> None:
+        # The indexes live in other cluster slots than the sources, so they are written after the
+        # per-source transaction (idempotently); a crash in between leaves a source that is cached
+        # but unlisted until its next write, never a listed source without data.
+        pipe = self.db.client.pipeline(transaction=False)
+        pipe.sadd(self._sources_key(), *source_ids)
+        pipe.hset(self.db.index_key("fingerprints"), self.fingerprint, json.dumps(self.settings, sort_keys=True))
+        pipe.execute()
+
+    @redis_errors_translated
+    def set_source_info(self, source_id: str, *, duration_s: float | None = None, n_windows: int | None = None,
+                        complete: bool | None = None, name: str | None = None) -> None:
+        """Record what is known about a source; ``complete=True`` once every window is stored;
+        ``name``: the path or URL it came from (the id is its content, so the last name wins)."""
+        fields: dict[str, Any] = self._meta_base(source_id)
+        if name is not None:
+            fields["name"] = name
+        if duration_s is not None:
+            fields["duration_s"] = repr(float(duration_s))
+        if n_windows is not None:
+            fields["n_windows"] = str(int(n_windows))
+        if complete is not None:
+            fields["complete"] = "1" if complete else "0"
+        self.db.client.hset(self._key(source_id, "meta"), mapping=fields)
+        self._register({source_id})
+
+    def _meta_base(self, source_id: str) -> dict[str, str]:
+        return {"fmt": str(FORMAT_VERSION), "source_id": source_id, "fingerprint": self.fingerprint,
+                "settings": json.dumps(self.settings, sort_keys=True), "updated_at": repr(time.time())}
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    @redis_errors_translated
+    def get_chunk(self, source_id: str, index: int) -> MediaChunk | None:
+        """The cached window ``index`` of ``source_id``, or None if absent (or in a foreign format)."""
+        key = self._chunk_key(source_id, index)
+        return self._decode_or_drop(source_id, index, key, self.db.client.hgetall(key))
+
+    @redis_errors_translated
+    def get_chunks(self, source_id: str, indices: list[int]) -> list[MediaChunk]:
+        """The cached windows ``indices`` of ``source_id`` in one round trip (absent ones skipped)."""
+        pipe = self.db.client.pipeline(transaction=False)
+        for index in indices:
+            pipe.hgetall(self._chunk_key(source_id, index))
+        chunks = []
+        for index, record in zip(indices, pipe.execute()):
+            chunk = self._decode_or_drop(source_id, index, self._chunk_key(source_id, index), record)
+            if chunk is not None:
+                chunks.append(chunk)
+        return chunks
+
+    def chunks_in_range(self, source_id: str, start_s: float, end_s: float) -> list[MediaChunk]:
+        """Cached windows overlapping [start_s, end_s] seconds, ordered by start time."""
+        return self.get_chunks(source_id, [index for index, _, _ in self.window_spans(source_id, start_s, end_s)])
+
+    @redis_errors_translated
+    def window_spans(self, source_id: str, start_s: float, end_s: float) -> list[tuple[int, float, float]]:
+        """(index, t_start, t_end) of the cached windows overlapping [start_s, end_s], by start time,
+        without reading their latents: choose from these, then ``get_chunks`` the chosen ones."""
+        if not (math.isfinite(start_s) and math.isfinite(end_s)) or start_s > end_s:
+            raise TimeRangeError(f"invalid time range [{start_s}, {end_s}] s: need finite start <= end")
+        client = self.db.client
+        longest = client.zscore(self._key(source_id, "span"), "max") or 0.0
+        # A window overlaps iff t_start <= end and t_end >= start; t_end <= t_start + longest, so
+        # every candidate has t_start in [start - longest, end] and the index answers that directly.
+        members = client.zrangebyscore(self._key(source_id, "times"), start_s - longest, end_s)
+        indices = [int(member) for member in members]
+        pipe = client.pipeline(transaction=False)
+        for index in indices:
+            pipe.hmget(self._chunk_key(source_id, index), "t_start", "t_end")
+        spans = []
+        for index, (t_start, t_end) in zip(indices, pipe.execute()):
+            if t_start is not None and t_end is not None and float(t_end) >= start_s:
+                spans.append((index, float(t_start), float(t_end)))
+        return spans
+
+    @redis_errors_translated
+    def cached_indices(self, source_id: str) -> set[int]:
+        """Indices of every cached window of ``source_id`` (no latents read)."""
+        return {int(member) for member in self.db.client.zrange(self._key(source_id, "times"), 0, -1)}
+
+    @redis_errors_translated
+    def source_info(self, source_id: str) -> SourceInfo | None:
+        """What is cached for ``source_id`` under this store's encoder settings; None if nothing."""
+        pipe = self.db.client.pipeline(transaction=True)
+        pipe.hgetall(self._key(source_id, "meta"))
+        pipe.zcard(self._key(source_id, "times"))
+        pipe.zscore(self._key(source_id, "span"), "max")
+        meta, cached, longest = pipe.execute()
+        if not meta:
+            return None
+        meta = decode_fields(meta)
+        if meta.get("fmt") != str(FORMAT_VERSION):
+            logger.warning("source %s: metadata in format %r, expected %d; dropping it (cache miss)",
+                           source_id, meta.get("fmt"), FORMAT_VERSION)
+            self.clear_source(source_id)
+            return None
+        try:
+            return SourceInfo(
+                source_id=source_id, fingerprint=meta["fingerprint"], settings=json.loads(meta.get("settings", "{}")),
+                duration_s=float(meta["duration_s"]) if "duration_s" in meta else None,
+                n_windows=int(meta["n_windows"]) if "n_windows" in meta else None,
+                cached_windows=int(cached), complete=meta.get("complete") == "1", max_window_s=float(longest or 0.0),
+                updated_at=float(meta.get("updated_at", 0.0)), name=meta.get("name"))
+        except (KeyError, ValueError) as error:
+            raise StateStoreError(f"corrupt source metadata at {self._key(source_id, 'meta')}: "
+                                  f"{error!r}; run clear_source({source_id!r})") from error
+
+    def has_source(self, source_id: str) -> bool:
+        """True when every window of ``source_id`` is cached for these settings (no decode needed)."""
+        info = self.source_info(source_id)
+        return info is not None and info.complete
+
+    @redis_errors_translated
+    def list_sources(self) -> list[str]:
+        """Content ids with anything cached under this store's encoder settings, sorted."""
+        return sorted(member.decode() for member in self.db.client.smembers(self._sources_key()))
+
+    @redis_errors_translated
+    def every_source(self) -> list[SourceInfo]:
+        """What is cached for every source under every encoder fingerprint (``heron cache ls``)."""
+        out = []
+        for fingerprint, settings in self.db.client.hgetall(self.db.index_key("fingerprints")).items():
+            store = LatentStore(self.db, json.loads(settings))
+            if store.fingerprint != fingerprint.decode():
+                continue  # written by other code (a hand edit): its keys cannot be derived
+            out += [info for info in map(store.source_info, store.list_sources()) if info is not None]
+        return sorted(out, key=lambda info: (info.name or "", info.source_id, info.fingerprint))
+
+    # --- deletes --------------------------------------------------------------------------------
+
+    @redis_errors_translated
+    def clear_source(self, source_id: str) -> int:
+        """Delete everything cached for ``source_id`` under these settings; returns keys deleted."""
+        client = self.db.client
+        members = client.zrange(self._key(source_id, "times"), 0, -1)
+        keys = [self._chunk_key(source_id, int(member)) for member in members]
+        keys += [self._key(source_id, part) for part in ("meta", "times", "span")]
+        deleted = client.unlink(*keys)
+        client.srem(self._sources_key(), source_id)
+        return int(deleted)
+
+    @redis_errors_translated
+    def drop_windows(self, source_id: str, indices: Iterable[int]) -> int:
+        """Delete the given windows of a source (retention of live streams); returns windows deleted."""
+        indices = [int(i) for i in indices]
+        if not indices:
+            return 0
+        pipe = self.db.client.pipeline(transaction=True)
+        pipe.unlink(*[self._chunk_key(source_id, i) for i in indices])
+        pipe.zrem(self._key(source_id, "times"), *[str(i) for i in indices])
+        deleted, _ = pipe.execute()
+        return int(deleted)
+
+    def _decode_or_drop(self, source_id: str, index: int, key: str, record: dict[bytes, bytes]) -> MediaChunk | None:
+        """Decode a chunk record; one in a foreign format is deleted and its source marked incomplete."""
+        if not record:
+            return None
+        fmt = record.get(b"fmt", b"").decode(errors="replace")
+        if fmt != str(FORMAT_VERSION):
+            logger.warning("%s is in format %r, expected %d; dropping it so the window is re-encoded",
+                           key, fmt or "(none)", FORMAT_VERSION)
+            pipe = self.db.client.pipeline(transaction=True)
+            pipe.unlink(key)
+            pipe.zrem(self._key(source_id, "times"), str(index))
+            pipe.hset(self._key(source_id, "meta"), "complete", "0")
+            pipe.execute()
+            return None
+        return _decode_chunk(source_id, index, key, record)
+
+
+def _encode_chunk(chunk: MediaChunk, key: str) -> dict[str, str | bytes]:
+    """The stored record of a chunk: latents as little-endian fp16 bytes plus shape and times."""
+    if not (math.isfinite(chunk.t_start) and math.isfinite(chunk.t_end)) or chunk.t_end < chunk.t_start:
+        raise StateStoreError(f"window {key} has times [{chunk.t_start}, {chunk.t_end}] s; need finite start <= end")
+    latents = np.asarray(chunk.latents)
+    if latents.ndim != 2:
+        raise StateStoreError(f"latents for {key} must be 2-D [R, d], got shape {latents.shape}")
+    if not np.isfinite(latents).all():
+        raise StateStoreError(f"latents for {key} contain NaN or inf; refusing to cache them")
+    peak = float(np.abs(latents).max()) if latents.size else 0.0
+    if peak > _FLOAT16_MAX:
+        raise StateStoreError(f"latents for {key} reach {peak:g}, beyond float16's {_FLOAT16_MAX:g}")
+    return {
+        "fmt": str(FORMAT_VERSION),
+        "dtype": LATENT_DTYPE,
+        "shape": ",".join(str(n) for n in latents.shape),
+        "t_start": repr(float(chunk.t_start)),
+        "t_end": repr(float(chunk.t_end)),
+        "latents": latents.astype(_WIRE_DTYPES[LATENT_DTYPE]).tobytes(),
+    }
+
+
+def _decode_chunk(source_id: str, index: int, key: str, record: dict[bytes, bytes]) -> MediaChunk:
+    """Rebuild a chunk from its record, checking dtype, shape and byte length agree."""
+    try:
+        dtype_name = record[b"dtype"].decode()
+        shape = tuple(int(n) for n in record[b"shape"].decode().split(","))
+        t_start, t_end = float(record[b"t_start"]), float(record[b"t_end"])
+        payload = record[b"latents"]
+    except (KeyError, ValueError) as error:
+        raise StateStoreError(f"corrupt chunk record at {key}: {error!r}") from error
+    wire = _WIRE_DTYPES.get(dtype_name)
+    if wire is None:
+        raise StateStoreError(f"chunk record at {key} has unknown dtype {dtype_name!r}")
+    if len(shape) != 2 or min(shape) < 0:
+        raise StateStoreError(f"chunk record at {key} has shape {shape}, expected [R, d]")
+    expected = shape[0] * shape[1] * wire.itemsize
+    if len(payload) != expected:
+        raise StateStoreError(
+            f"chunk record at {key} holds {len(payload)} bytes but shape {shape} of {dtype_name} "
+            f"needs {expected}; the entry is corrupt, clear the source and re-encode it")
+    # Copy: frombuffer views the immutable bytes, and callers (torch.from_numpy) want writable arrays.
+    latents = np.frombuffer(payload, dtype=wire).reshape(shape).astype(np.float16, copy=True)
+    return MediaChunk(source_id=source_id, index=index, t_start=t_start, t_end=t_end, latents=latents)
