@@ -6,7 +6,7 @@ export RAY_AUTH_MODE ?= disabled
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo demo-model test test-fast bench bench-gpu clean
+.PHONY: setup demo demo-model lint test test-fast bench bench-gpu clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,8 +26,14 @@ demo: setup
 demo-model: setup
 	PY=$(PY) tools/make_demo_model.sh
 
-## test: every test that can run here; a throw-away Redis and one local Ray are started by the test session
-test: setup
+## lint: the layers contract (import-linter), ruff lint and ruff format check
+lint: setup
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+## test: lint, then every test that can run here; a throw-away Redis and one local Ray are started by the test session
+test: lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 ## test-fast: unit tests only (no Ray, no Redis)

@@ -47,7 +47,7 @@ def interleaved(variants: dict[str, Callable[[], object]], rounds: int) -> dict[
     names = list(variants)
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             clock = time.perf_counter()
             variants[name]()
             times[name].append(time.perf_counter() - clock)
@@ -125,8 +125,12 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="override the preset's device (cpu, cuda)")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds per variant (median taken)")
     parser.add_argument("--quick", action="store_true", help="tiny inputs, one round: a smoke test, not a measurement")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads in this process (0 = torch's default, all cores); see set_threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads in this process (0 = torch's default, all cores); see set_threads",
+    )
     return parser
 
 
@@ -160,18 +164,26 @@ def machine_line() -> str:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{time.strftime('%Y-%m-%d')} | {os.cpu_count()} cores {cpu} | {gpu} | torch {torch.__version__} "
-            f"| commit {git_commit()}")
+    return (
+        f"{time.strftime('%Y-%m-%d')} | {os.cpu_count()} cores {cpu} | {gpu} | torch {torch.__version__} "
+        f"| commit {git_commit()}"
+    )
 
 
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
     """The commit checked out when the benchmark started (cached: the lead may commit mid-run)."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return f"{head}{'+dirty' if dirty else ''}" if head else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -187,8 +199,16 @@ def clip_dir() -> Path:
     return path
 
 
-def make_clip(seconds: float, *, width: int = 640, height: int = 360, fps: int = 30, gop_s: float = 2.0,
-              preset: str = "veryfast", seed: int = 0) -> Path:
+def make_clip(
+    seconds: float,
+    *,
+    width: int = 640,
+    height: int = 360,
+    fps: int = 30,
+    gop_s: float = 2.0,
+    preset: str = "veryfast",
+    seed: int = 0,
+) -> Path:
     """An H.264 MP4 of a textured background panning under a moving square; cached by its settings.
 
     Texture (not flat colour) so that decoding costs what camera video costs per pixel, roughly;

@@ -69,8 +69,8 @@ def no_stop_tokens(model):
 def run(args) -> dict:
     import torch
 
-    from heron.models import load_model
     from heron.config import load_pipeline_config
+    from heron.models import load_model
     from heron.pipeline.prompts import question_prompt
 
     cfg = load_pipeline_config(args.config)
@@ -107,10 +107,12 @@ def run(args) -> dict:
         log(f"generation: {len(variants)} variants x {args.rounds} interleaved rounds")
         times = interleaved(variants, args.rounds)
 
-    table = Table(f"Generation ({cfg.model}, {model.config.lm.architecture} LM, {len(model.xattn_layer_indices)} "
-                  f"cross-attention layers, media = {windows} windows x {model.encoder.num_latents} latents x "
-                  f"{model.encoder.dim}, prompt {batch.input_ids.shape[1]} tokens, {device.type}, {threads} torch thread)",
-                  ["variant", "N tokens", "ms total (median)", "rounds min–max (ms)", "ms/token", "ms/step"])
+    table = Table(
+        f"Generation ({cfg.model}, {model.config.lm.architecture} LM, {len(model.xattn_layer_indices)} "
+        f"cross-attention layers, media = {windows} windows x {model.encoder.num_latents} latents x "
+        f"{model.encoder.dim}, prompt {batch.input_ids.shape[1]} tokens, {device.type}, {threads} torch thread)",
+        ["variant", "N tokens", "ms total (median)", "rounds min–max (ms)", "ms/token", "ms/step"],
+    )
     per_token, per_step = {}, {}
     for kind in ("Heron", "naive"):
         names = [name for name in times if name.startswith(kind)]
@@ -123,11 +125,13 @@ def run(args) -> dict:
             table.add(name, n, t * 1e3, spread([x * 1e3 for x in times[name]]), t / n * 1e3, step * 1e3)
     longest = lengths[-1]
     table.notes += [
-        "ms/token ratio naive / Heron: " + ", ".join(
-            f"N={n}: {per_token[('naive', n)] / per_token[('Heron', n)]:.2f}x" for n in lengths)
+        "ms/token ratio naive / Heron: "
+        + ", ".join(f"N={n}: {per_token[('naive', n)] / per_token[('Heron', n)]:.2f}x" for n in lengths)
         + f"; per extra step: {per_step['naive'] / per_step['Heron']:.2f}x",
         machine_line(),
-        reproduce_line(SCRIPT, args, ["config", "device", "threads", "rounds"]) + " --lengths " + " ".join(map(str, lengths)),
+        reproduce_line(SCRIPT, args, ["config", "device", "threads", "rounds"])
+        + " --lengths "
+        + " ".join(map(str, lengths)),
     ]
     ratio = per_token[("naive", longest)] / per_token[("Heron", longest)]
     table.headline = f"HEADLINE generate: naive / Heron ms per token at N={longest} = {ratio:.2f}x"

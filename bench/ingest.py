@@ -25,8 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (Table, base_parser, interleaved, log, machine_line, make_clip, median, reproduce_line,
-                          spread)
+from bench.common import Table, base_parser, interleaved, log, machine_line, make_clip, median, reproduce_line, spread
 
 SCRIPT = "bench/ingest.py"
 ACTOR_START = "pipeline part: start a decode actor (a first ingest only)"
@@ -110,12 +109,12 @@ def run(args) -> dict:
     import torch
 
     from heron.actors import DecodeRun, RemoteDecodeActor, actor_options
-    from heron.models import load_encoder
     from heron.config import load_pipeline_config
+    from heron.models import load_encoder
     from heron.pipeline.decode import VideoDecoder
     from heron.pipeline.encode import EncodeStage
-    from heron.state.server import ThrowawayRedis
     from heron.service import Heron
+    from heron.state.server import ThrowawayRedis
 
     cfg = load_pipeline_config(args.config)
     if args.device:
@@ -163,10 +162,12 @@ def run(args) -> dict:
             ray.get(actor.finish.remote(run))  # a fresh actor has no run: finish only waits for the start
             ray.kill(actor)
 
-        variants = {**{name: (lambda fn=fn: fn()) for name, fn in strategies.items()},
-                    **{name: (lambda n=n: encode_all(n)) for name, n in encoders.items()},
-                    "pipeline: Ray decode → encode → Redis": pipeline,
-                    ACTOR_START: start_decode_actor}
+        variants = {
+            **{name: (lambda fn=fn: fn()) for name, fn in strategies.items()},
+            **{name: (lambda n=n: encode_all(n)) for name, n in encoders.items()},
+            "pipeline: Ray decode → encode → Redis": pipeline,
+            ACTOR_START: start_decode_actor,
+        }
         log(f"measuring {len(variants)} variants x {args.rounds} interleaved rounds")
         times = interleaved(variants, args.rounds)
     sampled = sum(len(w.frames) for w in windows)
@@ -175,11 +176,22 @@ def run(args) -> dict:
     counts["pipeline: Ray decode → encode → Redis"] = (report.frames_decoded, report.frames_sampled, report.decoder)
     counts[ACTOR_START] = (0, 0, "")
 
-    table = Table(f"Ingest: {duration:.0f} s clip, {args.width}x{args.height} H.264 {args.fps} fps, keyframe every "
-                  f"{args.gop_s:g} s; sampled at {cfg.decode.fps:g} fps, {cfg.decode.window_frames}-frame windows, "
-                  f"size {cfg.decode.size}; model {cfg.model}",
-                  ["variant", "decoder", "decoded", "kept", "s (median)", "rounds min–max", "video-s/s",
-                   "kept frames/s", "decoded frames/s"])
+    table = Table(
+        f"Ingest: {duration:.0f} s clip, {args.width}x{args.height} H.264 {args.fps} fps, keyframe every "
+        f"{args.gop_s:g} s; sampled at {cfg.decode.fps:g} fps, {cfg.decode.window_frames}-frame windows, "
+        f"size {cfg.decode.size}; model {cfg.model}",
+        [
+            "variant",
+            "decoder",
+            "decoded",
+            "kept",
+            "s (median)",
+            "rounds min–max",
+            "video-s/s",
+            "kept frames/s",
+            "decoded frames/s",
+        ],
+    )
     rates = {}
     for name, seconds in times.items():
         decoded, kept, decoder = counts[name]
@@ -188,8 +200,17 @@ def run(args) -> dict:
             table.add(name, "-", "-", "-", t, spread(seconds), "-", "-", "-")
             continue
         rates[name] = duration / t
-        table.add(name, decoder or "-", decoded or "-", kept, t, spread(seconds), duration / t, kept / t,
-                  decoded / t if decoded else "-")
+        table.add(
+            name,
+            decoder or "-",
+            decoded or "-",
+            kept,
+            t,
+            spread(seconds),
+            duration / t,
+            kept / t,
+            decoded / t if decoded else "-",
+        )
     decode_one = rates["decode: pipeline decoder (sequential, drop)"]
     # ingest.decode_actors read runs of windows in parallel: their ideal is k x one decoder's rate
     actors = report.decode_actors
@@ -205,17 +226,32 @@ def run(args) -> dict:
         f"(CPU-only machine) the bound is 1/(1/decode + 1/encode) = {shared:.3g} video-s/s "
         f"(pipeline reaches {pipe / shared:.2f} of it)",
         f"pipeline's last report: {report.summary()}",
-        *([f"decode = {actors} decode actors x one decoder's {decode_one:.3g} video-s/s (perfect scaling: "
-           f"an upper bound, so the ratio is conservative)"] if actors > 1 else []),
+        *(
+            [
+                f"decode = {actors} decode actors x one decoder's {decode_one:.3g} video-s/s (perfect scaling: "
+                f"an upper bound, so the ratio is conservative)"
+            ]
+            if actors > 1
+            else []
+        ),
         machine_line(),
         reproduce_line(SCRIPT, args, ["config", "device", "clip_seconds", "width", "height", "fps", "gop_s", "rounds"]),
     ]
     ratio = pipe / bound
-    table.headline = (f"HEADLINE ingest: pipeline / min(decode, encode) = {ratio:.2f}  "
-                      f"(pipeline {pipe:.3g} video-s/s; target >= {args.target:g})")
+    table.headline = (
+        f"HEADLINE ingest: pipeline / min(decode, encode) = {ratio:.2f}  "
+        f"(pipeline {pipe:.3g} video-s/s; target >= {args.target:g})"
+    )
     print(table.render(), flush=True)
-    return {"decode_video_s_per_s": decode, "encode_video_s_per_s": encode, "pipeline_video_s_per_s": pipe,
-            "ratio": ratio, "shared_bound_ratio": pipe / shared, "rates": rates, "counts": counts}
+    return {
+        "decode_video_s_per_s": decode,
+        "encode_video_s_per_s": encode,
+        "pipeline_video_s_per_s": pipe,
+        "ratio": ratio,
+        "shared_bound_ratio": pipe / shared,
+        "rates": rates,
+        "counts": counts,
+    }
 
 
 def parser():

@@ -29,8 +29,18 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from bench.common import (Table, base_parser, interleaved, log, machine_line, make_clip, median, reproduce_line,
-                          set_threads, spread)
+from bench.common import (
+    Table,
+    base_parser,
+    interleaved,
+    log,
+    machine_line,
+    make_clip,
+    median,
+    reproduce_line,
+    set_threads,
+    spread,
+)
 
 SCRIPT = "bench/latency.py"
 QUESTIONS = [f"What happens in the video, part {i}?" for i in range(10)]
@@ -85,15 +95,15 @@ class FirstTokenClock:
 def run(args) -> dict:
     import torch
 
+    from heron.config import load_pipeline_config
     from heron.models import load_model
     from heron.models.building import build_lm, resolve_dtype
     from heron.pipeline.answer import AnswerStage
-    from heron.config import load_pipeline_config
     from heron.pipeline.decode import VideoDecoder
     from heron.pipeline.encode import EncodeStage
     from heron.pipeline.prompts import evenly_spaced, question_prompt
-    from heron.state.server import ThrowawayRedis
     from heron.service import Heron
+    from heron.state.server import ThrowawayRedis
 
     cfg = load_pipeline_config(args.config)
     threads = set_threads(args.threads)
@@ -112,8 +122,10 @@ def run(args) -> dict:
         # --- 1. 1 vs 60 minutes cached -------------------------------------------------------------
         minutes = {"1 min cached": 60.0, f"{args.stream_minutes:g} min cached": args.stream_minutes * 60.0}
         files = dict(zip(minutes, (short_file, long_file)))
-        source_ids = {name: write_synthetic_source(heron.latents, files[name], seconds, cfg.decode, num_latents, dim)
-                      for name, seconds in minutes.items()}
+        source_ids = {
+            name: write_synthetic_source(heron.latents, files[name], seconds, cfg.decode, num_latents, dim)
+            for name, seconds in minutes.items()
+        }
         log("warm-up ask (starts Ray and the answer actor)")
         heron.ask(str(short_file), QUESTIONS[0])
         answers: dict[str, list] = {name: [] for name in minutes}
@@ -122,25 +134,46 @@ def run(args) -> dict:
             return lambda: answers[name].append(heron.ask(str(files[name]), QUESTIONS[1]))
 
         log(f"1 vs {args.stream_minutes:g} minutes: {args.rounds} interleaved rounds")
+
         def reader(name):  # what the answer stage reads from Redis before choosing its windows
             return lambda: heron.latents.chunks_in_range(source_ids[name], 0.0, 1e12)
 
-        times = interleaved({**{name: asker(name) for name in minutes},
-                             **{f"read {name}": reader(name) for name in minutes}}, args.rounds)
-        table = Table(f"Question latency vs cached stream length ({cfg.model}, answers of up to "
-                      f"{cfg.answer.max_new_tokens} tokens from at most {cfg.answer.max_windows} windows)",
-                      ["variant", "windows cached", "windows used", "answer chars", "ask s (median)",
-                       "rounds min–max", "answer stage s", "of which Redis read s"])
+        times = interleaved(
+            {**{name: asker(name) for name in minutes}, **{f"read {name}": reader(name) for name in minutes}},
+            args.rounds,
+        )
+        table = Table(
+            f"Question latency vs cached stream length ({cfg.model}, answers of up to "
+            f"{cfg.answer.max_new_tokens} tokens from at most {cfg.answer.max_windows} windows)",
+            [
+                "variant",
+                "windows cached",
+                "windows used",
+                "answer chars",
+                "ask s (median)",
+                "rounds min–max",
+                "answer stage s",
+                "of which Redis read s",
+            ],
+        )
         for name in minutes:
             info = heron.latents.source_info(source_ids[name])
-            table.add(name, info.cached_windows, answers[name][-1].answer.windows_used,
-                      median([len(a.answer.text) for a in answers[name]]), median(times[name]), spread(times[name]),
-                      median([a.answer.seconds for a in answers[name]]), median(times[f"read {name}"]))
+            table.add(
+                name,
+                info.cached_windows,
+                answers[name][-1].answer.windows_used,
+                median([len(a.answer.text) for a in answers[name]]),
+                median(times[name]),
+                spread(times[name]),
+                median([a.answer.seconds for a in answers[name]]),
+                median(times[f"read {name}"]),
+            )
         long_name = list(minutes)[1]
         length_ratio = median(times[long_name]) / median(times["1 min cached"])
         table.notes += [reproduce_line(SCRIPT, args, ["config", "device", "threads", "stream_minutes", "rounds"])]
-        table.headline = (f"HEADLINE latency: {long_name} / 1 min cached = {length_ratio:.2f}  "
-                          f"(target <= {args.length_target:g})")
+        table.headline = (
+            f"HEADLINE latency: {long_name} / 1 min cached = {length_ratio:.2f}  (target <= {args.length_target:g})"
+        )
         print(table.render(), flush=True)
         tables.append(table)
 
@@ -174,24 +207,42 @@ def run(args) -> dict:
         naive_total = median(naive_s) * len(QUESTIONS)
         cached_total = sum(cached_s)
         speedup = naive_total / cached_total
-        table = Table(f"Cached vs naive: {len(QUESTIONS)} questions on one {args.long_seconds / 60:.3g}-minute "
-                      f"{args.width}x{args.height} {args.fps} fps clip ({ingest.windows_encoded} windows)",
-                      ["variant", "questions measured", "s per question (median)", "rounds min–max",
-                       f"s for {len(QUESTIONS)} questions"])
-        table.add(f"naive: decode + encode + answer, every question ({threads} torch thread)", len(naive_s), median(naive_s), spread(naive_s),
-                  naive_total)
-        table.add("Heron: answer from Redis (video cached)", len(cached_s), median(cached_s), spread(cached_s),
-                  cached_total)
+        table = Table(
+            f"Cached vs naive: {len(QUESTIONS)} questions on one {args.long_seconds / 60:.3g}-minute "
+            f"{args.width}x{args.height} {args.fps} fps clip ({ingest.windows_encoded} windows)",
+            [
+                "variant",
+                "questions measured",
+                "s per question (median)",
+                "rounds min–max",
+                f"s for {len(QUESTIONS)} questions",
+            ],
+        )
+        table.add(
+            f"naive: decode + encode + answer, every question ({threads} torch thread)",
+            len(naive_s),
+            median(naive_s),
+            spread(naive_s),
+            naive_total,
+        )
+        table.add(
+            "Heron: answer from Redis (video cached)", len(cached_s), median(cached_s), spread(cached_s), cached_total
+        )
         table.add("Heron: one-time ingest (Ray, into Redis)", 1, ingest_s, "-", ingest_s)
         table.add("Heron: ingest once + answer every question", "-", "-", "-", ingest_s + cached_total)
         table.notes += [
             f"including Heron's one-time ingest: {naive_total / (ingest_s + cached_total):.2f}x "
             f"(about {len(QUESTIONS)}x when the ingest costs what one naive question does)",
-            reproduce_line(SCRIPT, args, ["config", "device", "threads", "long_seconds", "width", "height", "fps",
-                                          "naive_questions"]),
+            reproduce_line(
+                SCRIPT,
+                args,
+                ["config", "device", "threads", "long_seconds", "width", "height", "fps", "naive_questions"],
+            ),
         ]
-        table.headline = (f"HEADLINE latency: naive / cached for {len(QUESTIONS)} questions = {speedup:.1f}x  "
-                          f"(target >= {args.naive_target:g}x)")
+        table.headline = (
+            f"HEADLINE latency: naive / cached for {len(QUESTIONS)} questions = {speedup:.1f}x  "
+            f"(target >= {args.naive_target:g}x)"
+        )
         print(table.render(), flush=True)
         tables.append(table)
 
@@ -222,21 +273,39 @@ def run(args) -> dict:
         firsts.clear()
         times = interleaved({"answer stage": heron_first_token, "bare LM prefill": bare_prefill}, 3 * args.rounds)
         ttft, prefill = median(firsts), median(times["bare LM prefill"])
-        table = Table(f"Time to first token, 1-minute cached source ({prompt_len}-token prompt, "
-                      f"{answer_stage_windows(heron, source_id, cfg)} windows x {num_latents} latents, in-process, "
-                      f"{device.type}, {threads} torch thread)",
-                      ["variant", "ms (median)", "rounds min–max (ms)"])
-        table.add("Heron answer stage: Redis read + prompt + prefill → first token", ttft * 1e3,
-                  spread([f * 1e3 for f in firsts]))
-        table.add(f"bare {model.config.lm.architecture or 'LM'} prefill, same length, no media", prefill * 1e3,
-                  spread([t * 1e3 for t in times["bare LM prefill"]]))
+        table = Table(
+            f"Time to first token, 1-minute cached source ({prompt_len}-token prompt, "
+            f"{answer_stage_windows(heron, source_id, cfg)} windows x {num_latents} latents, in-process, "
+            f"{device.type}, {threads} torch thread)",
+            ["variant", "ms (median)", "rounds min–max (ms)"],
+        )
+        table.add(
+            "Heron answer stage: Redis read + prompt + prefill → first token",
+            ttft * 1e3,
+            spread([f * 1e3 for f in firsts]),
+        )
+        table.add(
+            f"bare {model.config.lm.architecture or 'LM'} prefill, same length, no media",
+            prefill * 1e3,
+            spread([t * 1e3 for t in times["bare LM prefill"]]),
+        )
         table.notes += [machine_line(), reproduce_line(SCRIPT, args, ["config", "device", "threads", "rounds"])]
-        table.headline = (f"HEADLINE latency: time to first token / bare LM prefill = {ttft / prefill:.2f}  "
-                          f"(GPU target <= {args.ttft_target:g})")
+        table.headline = (
+            f"HEADLINE latency: time to first token / bare LM prefill = {ttft / prefill:.2f}  "
+            f"(GPU target <= {args.ttft_target:g})"
+        )
         print(table.render(), flush=True)
         tables.append(table)
-    return {"length_ratio": length_ratio, "naive_speedup": speedup, "ttft_ratio": ttft / prefill,
-            "ingest_s": ingest_s, "cached_s": cached_s, "naive_s": naive_s, "ttft_s": ttft, "prefill_s": prefill}
+    return {
+        "length_ratio": length_ratio,
+        "naive_speedup": speedup,
+        "ttft_ratio": ttft / prefill,
+        "ingest_s": ingest_s,
+        "cached_s": cached_s,
+        "naive_s": naive_s,
+        "ttft_s": ttft,
+        "prefill_s": prefill,
+    }
 
 
 def content_id_of(path: Path) -> str:

@@ -42,8 +42,11 @@ def targets(gpu: bool) -> dict[str, tuple[str, str, float]]:
     """headline key -> (description, comparison, target) as set in the benchmark issue."""
     return {
         "ingest": ("ingest: pipeline / min(decode, encode)", ">=", 0.9 if gpu else 0.8),
-        "ingest_rate": ("ingest: pipeline video-s/s (GPU: 1080p30 at 1 fps)", ">=" if gpu else "",
-                        50.0 if gpu else float("nan")),
+        "ingest_rate": (
+            "ingest: pipeline video-s/s (GPU: 1080p30 at 1 fps)",
+            ">=" if gpu else "",
+            50.0 if gpu else float("nan"),
+        ),
         "length": ("latency: 60 min / 1 min cached", "<=", 1.2),
         "naive": ("latency: naive / cached, 10 questions", ">=", 10.0),
         "ttft": ("latency: first token / bare LM prefill", "<=", 2.0),
@@ -55,8 +58,11 @@ def targets(gpu: bool) -> dict[str, tuple[str, str, float]]:
 def main(argv: list[str] | None = None) -> dict:
     args = parser().parse_args(argv)
     git_commit()  # pin the commit the run started on
-    common = ["--config", args.config] + (["--device", args.device] if args.device else []) + (
-        ["--quick"] if args.quick else [])
+    common = (
+        ["--config", args.config]
+        + (["--device", args.device] if args.device else [])
+        + (["--quick"] if args.quick else [])
+    )
     results, seconds, failed = {}, {}, []
     clock = time.perf_counter()
     for name in args.only:
@@ -76,14 +82,19 @@ def main(argv: list[str] | None = None) -> dict:
         values["ingest"] = results["ingest"]["ratio"]
         values["ingest_rate"] = results["ingest"]["pipeline_video_s_per_s"]
     if "latency" in results:
-        values |= {"length": results["latency"]["length_ratio"], "naive": results["latency"]["naive_speedup"],
-                   "ttft": results["latency"]["ttft_ratio"]}
+        values |= {
+            "length": results["latency"]["length_ratio"],
+            "naive": results["latency"]["naive_speedup"],
+            "ttft": results["latency"]["ttft_ratio"],
+        }
     if "generate" in results:
         values["generate"] = results["generate"]["ratio"]
     if "storage" in results:
         values["storage"] = results["storage"]["mb_per_hour"]
-    table = Table(f"Summary ({args.config}{', quick smoke run: not a measurement' if args.quick else ''})",
-                  ["headline", "value", "target", "met"])
+    table = Table(
+        f"Summary ({args.config}{', quick smoke run: not a measurement' if args.quick else ''})",
+        ["headline", "value", "target", "met"],
+    )
     for key, (description, op, target) in targets(args.gpu_targets).items():
         if key not in values:
             continue

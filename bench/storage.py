@@ -44,9 +44,9 @@ def run(args) -> dict:
     import redis
 
     from heron.config import load_pipeline_config
-    from heron.state.server import ThrowawayRedis
     from heron.pipeline.fingerprint import encoder_settings
     from heron.state import LatentStore, RedisConnection
+    from heron.state.server import ThrowawayRedis
     from heron.types import MediaChunk
 
     cfg = load_pipeline_config(args.config)
@@ -72,22 +72,38 @@ def run(args) -> dict:
         chunk_key = store._chunk_key(source_id, 0)
         one_chunk = client.memory_usage(chunk_key, samples=0)
     hours = args.hours
-    table = Table(f"Storage per hour of video ({cfg.model}: {cfg.decode.fps:g} fps, {cfg.decode.window_frames}-frame "
-                  f"windows = {per_hour / hours:.0f} windows/hour, latents {num_latents} x {dim} fp16)",
-                  ["measure", "bytes per window", "MB per hour of video", "x fp16 payload"])
+    table = Table(
+        f"Storage per hour of video ({cfg.model}: {cfg.decode.fps:g} fps, {cfg.decode.window_frames}-frame "
+        f"windows = {per_hour / hours:.0f} windows/hour, latents {num_latents} x {dim} fp16)",
+        ["measure", "bytes per window", "MB per hour of video", "x fp16 payload"],
+    )
     table.add("fp16 latent payload (R x d x 2)", payload, payload * per_hour / hours / 1e6, 1.0)
     table.add("MEMORY USAGE of one chunk hash", one_chunk, one_chunk * per_hour / hours / 1e6, one_chunk / payload)
-    table.add(f"MEMORY USAGE, all {len(keys)} keys (chunks + index)", by_key / per_hour, by_key / hours / 1e6,
-              by_key / per_hour / payload)
-    table.add("INFO used_memory delta", (after - before) / per_hour, (after - before) / hours / 1e6,
-              (after - before) / per_hour / payload)
+    table.add(
+        f"MEMORY USAGE, all {len(keys)} keys (chunks + index)",
+        by_key / per_hour,
+        by_key / hours / 1e6,
+        by_key / per_hour / payload,
+    )
+    table.add(
+        "INFO used_memory delta",
+        (after - before) / per_hour,
+        (after - before) / hours / 1e6,
+        (after - before) / per_hour / payload,
+    )
     table.notes += [machine_line(), reproduce_line(SCRIPT, args, ["config", "hours"])]
     mb_per_hour = by_key / hours / 1e6
-    table.headline = (f"HEADLINE storage: {mb_per_hour:.1f} MB of Redis per hour of video "
-                      f"= {by_key / per_hour / payload:.3f} x the fp16 latent payload")
+    table.headline = (
+        f"HEADLINE storage: {mb_per_hour:.1f} MB of Redis per hour of video "
+        f"= {by_key / per_hour / payload:.3f} x the fp16 latent payload"
+    )
     print(table.render(), flush=True)
-    return {"mb_per_hour": mb_per_hour, "used_memory_mb_per_hour": (after - before) / hours / 1e6,
-            "overhead": by_key / per_hour / payload, "windows_per_hour": per_hour / hours}
+    return {
+        "mb_per_hour": mb_per_hour,
+        "used_memory_mb_per_hour": (after - before) / hours / 1e6,
+        "overhead": by_key / per_hour / payload,
+        "windows_per_hour": per_hour / hours,
+    }
 
 
 def parser():

@@ -24,12 +24,19 @@ log = logging.getLogger("heron")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=os.environ.get("HERON_CONFIG", "tiny"),
-                        help="preset name or YAML file with a pipeline: section (default: tiny, or $HERON_CONFIG)")
-    parser.add_argument("--model", default=os.environ.get("HERON_MODEL"),
-                        help="model preset, YAML or saved directory; overrides the config's (or $HERON_MODEL)")
-    parser.add_argument("--redis-url", default=None,
-                        help="external Redis (default: $HERON_REDIS_URL, else an embedded server)")
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("HERON_CONFIG", "tiny"),
+        help="preset name or YAML file with a pipeline: section (default: tiny, or $HERON_CONFIG)",
+    )
+    parser.add_argument(
+        "--model",
+        default=os.environ.get("HERON_MODEL"),
+        help="model preset, YAML or saved directory; overrides the config's (or $HERON_MODEL)",
+    )
+    parser.add_argument(
+        "--redis-url", default=None, help="external Redis (default: $HERON_REDIS_URL, else an embedded server)"
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
 
 
@@ -44,16 +51,17 @@ def _pipeline_config(args):
 
 def cmd_ask(args) -> int:
     from heron.pipeline.answer import check_question
+    from heron.pipeline.sources import resolve_source
     from heron.pipeline.windows import check_time_range
     from heron.service import Heron
-    from heron.pipeline.sources import resolve_source
 
     check_question(args.question)  # cheap checks first: no Redis, no Ray for a typo
     check_time_range(args.start, args.end)
     resolve_source(args.source)
     cfg = _pipeline_config(args)
-    with Heron(cfg, redis_url=args.redis_url, ray_address=args.ray_address,
-               progress=False if args.json else None) as heron:
+    with Heron(
+        cfg, redis_url=args.redis_url, ray_address=args.ray_address, progress=False if args.json else None
+    ) as heron:
         result = heron.ask(args.source, args.question, start=args.start, end=args.end, session_id=args.session)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -148,9 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--debug", action="store_true")
     convert.set_defaults(run=cmd_convert)
 
-    for name, text in (("train", "train a model: the stages of a config's train: section"),
-                       ("eval", "accuracy per question category on a generated set"),
-                       ("pretrain", "make the demo's data and pretrain its tiny backbones")):
+    for name, text in (
+        ("train", "train a model: the stages of a config's train: section"),
+        ("eval", "accuracy per question category on a generated set"),
+        ("pretrain", "make the demo's data and pretrain its tiny backbones"),
+    ):
         sub.add_parser(name, help=f"{text} (`heron {name} --help`)", add_help=False)
     return parser
 
@@ -170,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     passes_rest = args.command in ("data", "convert")
     if rest and not passes_rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not args.debug:
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     run: Callable = args.run

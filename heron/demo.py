@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from heron.cli import main as heron_cli
-from heron.config import config_dir
+from heron.config import config_dir, load_pipeline_config
 from heron.data.synthetic import ClipConfig, generate_clip, make_questions
 from heron.data.video_writer import write_video
-from heron.config import load_pipeline_config
 from heron.service import Heron
 
 DEMO_DIR = Path(".heron/demo")
@@ -50,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if config == "tiny":
         print("note: models/demo is missing, so the untrained tiny model answers (noise); see docs/training.md")
     first = questions[0]["question"]
-    print(f"\n$ heron ask {video} \"{first}\" --config {config}")
+    print(f'\n$ heron ask {video} "{first}" --config {config}')
     code = heron_cli(["ask", str(video), first, "--config", config])
     if code:
         return code

@@ -2,8 +2,7 @@
 
 import pytest
 
-from heron.config import config_dir, load_config
-from heron.config import load_pipeline_config
+from heron.config import config_dir, load_config, load_pipeline_config
 
 PRESETS = sorted(p.stem for p in config_dir().glob("*.yaml"))
 
@@ -21,8 +20,9 @@ def test_real_backbone_presets_name_hub_models():
     assert load_config("siglip-qwen2").vision.kind == "siglip"
 
 
-@pytest.mark.parametrize("key, value", [("decode_actors", 0), ("max_in_flight", 0), ("num_encoders", 1.5),
-                                        ("windows_per_call", -2)])
+@pytest.mark.parametrize(
+    "key, value", [("decode_actors", 0), ("max_in_flight", 0), ("num_encoders", 1.5), ("windows_per_call", -2)]
+)
 def test_ingest_counts_must_be_positive_integers(tmp_path, key, value):
     from heron.errors import ConfigError
 

@@ -19,6 +19,13 @@ RemoteEncodeActor = ray.remote(EncodeActor)
 RemoteAnswerActor = ray.remote(AnswerActor)
 
 __all__ = [
-    "AnswerActor", "DecodeActor", "DecodeRun", "EncodeActor", "RemoteAnswerActor", "RemoteDecodeActor",
-    "RemoteEncodeActor", "actor_options", "check_cluster_has",
+    "AnswerActor",
+    "DecodeActor",
+    "DecodeRun",
+    "EncodeActor",
+    "RemoteAnswerActor",
+    "RemoteDecodeActor",
+    "RemoteEncodeActor",
+    "actor_options",
+    "check_cluster_has",
 ]

@@ -16,8 +16,9 @@ class AnswerActor:
         from heron.models import load_model
         from heron.pipeline.answer import AnswerStage
 
-        self.stage = AnswerStage(load_model(cfg.model, device=cfg.device, trainable="none"), latents, dialogue,
-                                 cfg.answer)
+        self.stage = AnswerStage(
+            load_model(cfg.model, device=cfg.device, trainable="none"), latents, dialogue, cfg.answer
+        )
 
     def answer(self, question: str, source_id: str, start: float, end: float, session_id: str | None) -> Answer:
         return self.stage(question, source_id, start=start, end=end, session_id=session_id)

@@ -10,8 +10,13 @@ from heron.errors import ClusterResourcesError
 
 def actor_options(resources: ActorResources) -> dict:
     """``.options(...)`` of an actor class for ``resources`` (the classes are decorated once)."""
-    return dict(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_restarts=resources.max_restarts,
-                max_task_retries=resources.max_task_retries, max_concurrency=resources.max_concurrency)
+    return dict(
+        num_cpus=resources.num_cpus,
+        num_gpus=resources.num_gpus,
+        max_restarts=resources.max_restarts,
+        max_task_retries=resources.max_task_retries,
+        max_concurrency=resources.max_concurrency,
+    )
 
 
 def check_cluster_has(demands: list[tuple[str, ActorResources, int]]) -> None:
@@ -25,10 +30,14 @@ def check_cluster_has(demands: list[tuple[str, ActorResources, int]]) -> None:
         wanted = sum(getattr(resources, key) * count for _, resources, count in demands)
         have = total.get(name, 0.0)
         if wanted > have + 1e-9:
-            parts = ", ".join(f"{count} x {setting} ({getattr(resources, key):g} each)"
-                              for setting, resources, count in demands if count and getattr(resources, key))
+            parts = ", ".join(
+                f"{count} x {setting} ({getattr(resources, key):g} each)"
+                for setting, resources, count in demands
+                if count and getattr(resources, key)
+            )
             hint = " (0 runs on the CPU)" if name == "GPU" else ""
             raise ClusterResourcesError(
                 f"the pipeline's actors need {wanted:g} {name} at once ({parts}), but this Ray cluster has "
                 f"{have:g} {name} in all; lower {key} in the pipeline config{hint} (or ingest.decode_actors), "
-                "or add nodes that have it")
+                "or add nodes that have it"
+            )

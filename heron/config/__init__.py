@@ -26,7 +26,23 @@ from heron.config.pipeline import (
 from heron.config.schema import config_dir, from_dict, preset_names, preset_path, read_yaml, to_dict
 
 __all__ = [
-    "SPATIAL_VALUES", "ActorResources", "AnswerConfig", "CrossAttentionConfig", "DecodeConfig", "IngestConfig",
-    "LMConfig", "ModelConfig", "PipelineConfig", "ResamplerConfig", "VisionConfig", "config_dir", "from_dict",
-    "load_config", "load_pipeline_config", "preset_names", "preset_path", "read_yaml", "to_dict",
+    "SPATIAL_VALUES",
+    "ActorResources",
+    "AnswerConfig",
+    "CrossAttentionConfig",
+    "DecodeConfig",
+    "IngestConfig",
+    "LMConfig",
+    "ModelConfig",
+    "PipelineConfig",
+    "ResamplerConfig",
+    "VisionConfig",
+    "config_dir",
+    "from_dict",
+    "load_config",
+    "load_pipeline_config",
+    "preset_names",
+    "preset_path",
+    "read_yaml",
+    "to_dict",
 ]

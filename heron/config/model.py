@@ -65,14 +65,21 @@ class ResamplerConfig:
 
     def __post_init__(self) -> None:
         levels = self.time_spans
-        if (not levels or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in levels)
-                or self.num_latents % sum(levels)):
+        if (
+            not levels
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in levels)
+            or self.num_latents % sum(levels)
+        ):
             raise ConfigError(
                 f"resampler.time_spans must be integer levels >= 1 whose sum divides num_latents={self.num_latents}, "
                 f"got {self.time_spans}"
             )
-        if (isinstance(self.competing_latents, bool) or not isinstance(self.competing_latents, int)
-                or not 0 <= self.competing_latents <= self.num_latents or self.competing_latents % sum(levels)):
+        if (
+            isinstance(self.competing_latents, bool)
+            or not isinstance(self.competing_latents, int)
+            or not 0 <= self.competing_latents <= self.num_latents
+            or self.competing_latents % sum(levels)
+        ):
             raise ConfigError(
                 f"resampler.competing_latents must be an integer from 0 to num_latents={self.num_latents} that "
                 f"sum(time_spans)={sum(levels)} divides, got {self.competing_latents!r}"

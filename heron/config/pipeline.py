@@ -36,13 +36,9 @@ class DecodeConfig:
         sides = self.size if isinstance(self.size, tuple) else (self.size,)
         even = all(isinstance(s, int) and s > 0 and s % 2 == 0 for s in sides)
         if not even or len(sides) != (2 if isinstance(self.size, tuple) else 1):
-            raise ConfigError(
-                f"size must be an even short side or an even (h, w) pair, got {self.size!r}"
-            )
+            raise ConfigError(f"size must be an even short side or an even (h, w) pair, got {self.size!r}")
         if not (isinstance(self.max_resolution, int) and self.max_resolution >= 2):
-            raise ConfigError(
-                f"max_resolution must be an integer >= 2, got {self.max_resolution!r}"
-            )
+            raise ConfigError(f"max_resolution must be an integer >= 2, got {self.max_resolution!r}")
         if self.decoder not in ("auto", "decord", "pyav"):
             raise ConfigError(f"decoder must be 'auto', 'decord' or 'pyav', got {self.decoder!r}")
         if not self.url_timeout_s > 0:

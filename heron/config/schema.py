@@ -18,6 +18,7 @@ import yaml
 
 from heron.errors import ConfigError
 
+
 def _check_type(value: Any, hint: Any, where: str) -> Any:
     """Check a YAML scalar against a dataclass field's type hint (strict enough to catch typos)."""
     origin = typing.get_origin(hint)
@@ -96,5 +97,7 @@ def preset_path(name_or_path: str | Path) -> Path:
         if candidate.exists():
             return candidate
     if not path.is_file():
-        raise ConfigError(f"no config file or preset named {str(name_or_path)!r} (presets: {', '.join(preset_names())})")
+        raise ConfigError(
+            f"no config file or preset named {str(name_or_path)!r} (presets: {', '.join(preset_names())})"
+        )
     return path

@@ -7,6 +7,13 @@ from heron.encoders.vision import VisionBackbone, build_vision_tower
 from heron.encoders.visual_encoder import VisualEncoder
 
 __all__ = [
-    "PerceiverAttention", "PerceiverResampler", "PreprocessSettings", "TimeEmbeddings",
-    "VisionBackbone", "VisualEncoder", "build_vision_tower", "feed_forward", "preprocess",
+    "PerceiverAttention",
+    "PerceiverResampler",
+    "PreprocessSettings",
+    "TimeEmbeddings",
+    "VisionBackbone",
+    "VisualEncoder",
+    "build_vision_tower",
+    "feed_forward",
+    "preprocess",
 ]

@@ -58,7 +58,7 @@ class PerceiverAttention(nn.Module):
         q = self.to_q(latents)  # [B, R, h*dh]
         k, v = self.to_kv(torch.cat([media, latents], dim=1)).chunk(2, dim=-1)  # [B, N+R, h*dh]
         if where is not None:
-            v_where = F.linear(where.to(v.dtype), self.to_kv.weight[v.shape[-1]:])  # [(B,) N, h*dh]
+            v_where = F.linear(where.to(v.dtype), self.to_kv.weight[v.shape[-1] :])  # [(B,) N, h*dh]
             v = v + F.pad(v_where, (0, 0, 0, latents.shape[1]))  # the latents' own values unchanged
         q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=self.heads) for t in (q, k, v))
         logits = q * self.scale @ k.transpose(-1, -2)  # [B, h, R, N+R]
@@ -75,15 +75,18 @@ class PerceiverAttention(nn.Module):
 class PerceiverResampler(nn.Module):
     """[B, T*S, d] flattened, time-embedded features -> [B, R, d] visual tokens."""
 
-    def __init__(self, *, dim: int, depth: int, heads: int, head_dim: int, num_latents: int, ffw_mult: int,
-                 competing: int = 0):
+    def __init__(
+        self, *, dim: int, depth: int, heads: int, head_dim: int, num_latents: int, ffw_mult: int, competing: int = 0
+    ):
         super().__init__()
         self.latents = nn.Parameter(torch.randn(num_latents, dim))  # [R, d]
         self.layers = nn.ModuleList(
-            nn.ModuleList([
-                PerceiverAttention(dim=dim, heads=heads, head_dim=head_dim, competing=competing),
-                feed_forward(dim, ffw_mult),
-            ])
+            nn.ModuleList(
+                [
+                    PerceiverAttention(dim=dim, heads=heads, head_dim=head_dim, competing=competing),
+                    feed_forward(dim, ffw_mult),
+                ]
+            )
             for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim)

@@ -18,8 +18,12 @@ _TOWERS = {
 }
 # The processors' published defaults, used when a tower has no preprocessor_config.json.
 _DEFAULT_PREPROCESS = {
-    "clip": dict(mean=(0.48145466, 0.4578275, 0.40821073), std=(0.26862954, 0.26130258, 0.27577711),
-                 resize_mode="bicubic", center_crop=True),
+    "clip": dict(
+        mean=(0.48145466, 0.4578275, 0.40821073),
+        std=(0.26862954, 0.26130258, 0.27577711),
+        resize_mode="bicubic",
+        center_crop=True,
+    ),
     "siglip": dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), resize_mode="bicubic", center_crop=False),
 }
 

@@ -14,10 +14,10 @@ from einops import rearrange
 from torch import nn
 
 from heron.config import ResamplerConfig
+from heron.encoders.preprocess import check_frames
 from heron.encoders.resampler import PerceiverResampler
 from heron.encoders.spatial_values import SpatialValues
 from heron.encoders.time_embeddings import TimeEmbeddings
-from heron.encoders.preprocess import check_frames
 from heron.encoders.vision import VisionBackbone
 from heron.errors import FrameFormatError
 
@@ -30,14 +30,20 @@ class VisualEncoder(nn.Module):
         self.backbone = backbone
         self.time_embeddings = TimeEmbeddings(max_frames=cfg.max_frames, dim=backbone.dim)
         self.spatial_values = (
-            SpatialValues(tokens_per_frame=backbone.tokens_per_frame, dim=backbone.dim,
-                          timed=cfg.spatial_values == "space_time")
-            if cfg.spatial_values != "none" else None
+            SpatialValues(
+                tokens_per_frame=backbone.tokens_per_frame, dim=backbone.dim, timed=cfg.spatial_values == "space_time"
+            )
+            if cfg.spatial_values != "none"
+            else None
         )
         self.time_spans = list(cfg.time_spans)
         self.resampler = PerceiverResampler(
-            dim=backbone.dim, depth=cfg.depth, heads=cfg.heads, head_dim=cfg.head_dim,
-            num_latents=cfg.num_latents // sum(cfg.time_spans), ffw_mult=cfg.ffw_mult,
+            dim=backbone.dim,
+            depth=cfg.depth,
+            heads=cfg.heads,
+            head_dim=cfg.head_dim,
+            num_latents=cfg.num_latents // sum(cfg.time_spans),
+            ffw_mult=cfg.ffw_mult,
             competing=cfg.competing_latents // sum(cfg.time_spans),
         )
 
@@ -127,6 +133,8 @@ def _check_pts(pts: torch.Tensor, frames_shape: torch.Size, single: bool) -> Non
     if single:
         pts = pts[None]
     if tuple(pts.shape) != tuple(frames_shape):
-        raise FrameFormatError(f"pts must have shape {tuple(frames_shape)} (one time per frame), got {tuple(pts.shape)}")
+        raise FrameFormatError(
+            f"pts must have shape {tuple(frames_shape)} (one time per frame), got {tuple(pts.shape)}"
+        )
     if not torch.isfinite(pts).all() or (pts.diff(dim=-1) < 0).any():
         raise FrameFormatError("pts must be finite and non-decreasing within each window")

@@ -49,7 +49,9 @@ def build_lm(cfg: LMConfig) -> torch.nn.Module:
     if cfg.name_or_path:
         return AutoModelForCausalLM.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
     if not cfg.architecture:
-        raise ConfigError("lm.architecture (an HF model_type such as 'gpt2' or 'llama') is needed when lm.name_or_path is not set")
+        raise ConfigError(
+            "lm.architecture (an HF model_type such as 'gpt2' or 'llama') is needed when lm.name_or_path is not set"
+        )
     return AutoModelForCausalLM.from_config(AutoConfig.for_model(cfg.architecture, **cfg.init))
 
 
@@ -76,7 +78,9 @@ def resize_embeddings(lm: torch.nn.Module, vocab_size: int) -> None:
         return
     lm.resize_token_embeddings(vocab_size, mean_resizing=False)
     with torch.no_grad():
-        for emb in {id(e): e for e in (lm.get_input_embeddings(), lm.get_output_embeddings()) if e is not None}.values():
+        for emb in {
+            id(e): e for e in (lm.get_input_embeddings(), lm.get_output_embeddings()) if e is not None
+        }.values():
             emb.weight[old:] = emb.weight[:old].mean(dim=0)
 
 
@@ -92,8 +96,11 @@ def check_keys(source: str, saved: dict[str, torch.Tensor], expected: dict[str, 
     """Raise CheckpointMismatchError listing every missing, unexpected and mis-shaped key."""
     missing = sorted(set(expected) - set(saved))
     unexpected = sorted(set(saved) - set(expected))
-    mismatched = [(k, tuple(saved[k].shape), tuple(expected[k].shape))
-                  for k in sorted(set(saved) & set(expected)) if saved[k].shape != expected[k].shape]
+    mismatched = [
+        (k, tuple(saved[k].shape), tuple(expected[k].shape))
+        for k in sorted(set(saved) & set(expected))
+        if saved[k].shape != expected[k].shape
+    ]
     if missing or unexpected or mismatched:
         raise CheckpointMismatchError(source, missing=missing, unexpected=unexpected, mismatched=mismatched)
 
@@ -132,8 +139,10 @@ def resolve(path_or_config: str | Path | ModelConfig) -> tuple[ModelConfig, Path
     path = Path(path_or_config)
     if path.is_dir():
         if not (path / CONFIG_FILE).exists():
-            raise ConfigError(f"{path} is not a Heron model directory (no {CONFIG_FILE}); give a model directory "
-                              "written by save_pretrained, a preset name or a YAML file")
+            raise ConfigError(
+                f"{path} is not a Heron model directory (no {CONFIG_FILE}); give a model directory "
+                "written by save_pretrained, a preset name or a YAML file"
+            )
         return _directory_config(path), path / WEIGHTS_FILE
     return load_config(path_or_config), None
 
@@ -149,7 +158,7 @@ def _directory_config(directory: Path) -> ModelConfig:
 
 def load_encoder_weights(encoder: VisualEncoder, weights: Path) -> None:
     """Load the ``encoder.*`` part of a model directory's weights (strictly, backbone aside)."""
-    saved = {k[len("encoder."):]: v for k, v in load_file(str(weights)).items() if k.startswith("encoder.")}
+    saved = {k[len("encoder.") :]: v for k, v in load_file(str(weights)).items() if k.startswith("encoder.")}
     expected = {k: v for k, v in encoder.state_dict().items() if not k.startswith("backbone.")}
     check_keys(str(weights), saved, expected)
     encoder.load_state_dict(saved, strict=False)

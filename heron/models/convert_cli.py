@@ -19,20 +19,38 @@ from heron.errors import HeronError
 
 def build_parser(prog: str = "heron convert") -> argparse.ArgumentParser:
     """Arguments of ``heron convert``; ``prog`` names the command in usage messages."""
-    parser = argparse.ArgumentParser(prog=prog, description="Convert other projects' checkpoints to Heron model directories.")
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Convert other projects' checkpoints to Heron model directories."
+    )
     formats = parser.add_subparsers(dest="format", required=True)
-    of = formats.add_parser("openflamingo", help="an OpenFlamingo checkpoint.pt (docs/openflamingo.md)",
-                            description="Convert an OpenFlamingo checkpoint to a Heron model directory.")
-    of.add_argument("checkpoint", help="a released model's name (openflamingo/OpenFlamingo-4B-vitl-rpj3b) or a checkpoint.pt")
+    of = formats.add_parser(
+        "openflamingo",
+        help="an OpenFlamingo checkpoint.pt (docs/openflamingo.md)",
+        description="Convert an OpenFlamingo checkpoint to a Heron model directory.",
+    )
+    of.add_argument(
+        "checkpoint", help="a released model's name (openflamingo/OpenFlamingo-4B-vitl-rpj3b) or a checkpoint.pt"
+    )
     of.add_argument("--out", required=True, help="the Heron model directory to write")
     of.add_argument("--vision", help="HF CLIP id/dir, or an open_clip dir (converted); default: the variant's")
     of.add_argument("--lm", help="HF causal LM id/dir; default: the variant's")
     of.add_argument("--tokenizer", help="tokenizer id/dir; default: the LM's")
-    of.add_argument("--cross-attn-every", type=int, dest="cross_attn_every_n_layers", metavar="N",
-                    help="OpenFlamingo's cross_attn_every_n_layers; default: the variant's, else read off the checkpoint")
-    of.add_argument("--trust-remote-code", action=argparse.BooleanOptionalAction, default=None,
-                    help="run the LM's modelling code from its hub repo (MPT); default: the variant's")
-    of.add_argument("--decoder-layers-attr", help="dotted path of the LM's decoder layer list, for LMs Heron does not know")
+    of.add_argument(
+        "--cross-attn-every",
+        type=int,
+        dest="cross_attn_every_n_layers",
+        metavar="N",
+        help="OpenFlamingo's cross_attn_every_n_layers; default: the variant's, else read off the checkpoint",
+    )
+    of.add_argument(
+        "--trust-remote-code",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the LM's modelling code from its hub repo (MPT); default: the variant's",
+    )
+    of.add_argument(
+        "--decoder-layers-attr", help="dotted path of the LM's decoder layer list, for LMs Heron does not know"
+    )
     of.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -48,8 +66,13 @@ def convert_main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         out = convert_openflamingo(
-            args.checkpoint, args.out, vision=args.vision, lm=args.lm, tokenizer=args.tokenizer,
-            cross_attn_every_n_layers=args.cross_attn_every_n_layers, trust_remote_code=args.trust_remote_code,
+            args.checkpoint,
+            args.out,
+            vision=args.vision,
+            lm=args.lm,
+            tokenizer=args.tokenizer,
+            cross_attn_every_n_layers=args.cross_attn_every_n_layers,
+            trust_remote_code=args.trust_remote_code,
             decoder_layers_attr=args.decoder_layers_attr,
         )
     except HeronError as error:
@@ -58,7 +81,10 @@ def convert_main(argv: list[str] | None = None) -> int:
         print(f"heron: error: {error}", file=sys.stderr)
         return error.exit_code
     # The one-line summary is the command's output, so it is printed, not logged.
-    print(f"wrote {out} from {args.checkpoint} in {time.perf_counter() - started:.1f} s; load it with heron.load_model({str(out)!r})")
+    print(
+        f"wrote {out} from {args.checkpoint} in {time.perf_counter() - started:.1f} s; "
+        f"load it with heron.load_model({str(out)!r})"
+    )
     return 0
 
 

@@ -22,8 +22,8 @@ from torch import nn
 
 from heron.config import ModelConfig
 from heron.encoders.visual_encoder import VisualEncoder
-from heron.models import building
 from heron.errors import FrameFormatError, MediaCountMismatchError, PromptTooLongError
+from heron.models import building
 from heron.models.connector import LinearPrefixConnector, splice_media
 from heron.models.lm import insert_cross_attention
 from heron.models.media_state import MediaRequest, MediaState
@@ -63,7 +63,11 @@ class HeronModel(nn.Module):
         self.xattn_layer_indices: list[int] = []
         if config.connector == "gated_xattn":
             self.xattn_layer_indices = insert_cross_attention(
-                lm, config.xattn, dim_visual=encoder.dim, media=self.media_state, layers_attr=config.lm.decoder_layers_attr
+                lm,
+                config.xattn,
+                dim_visual=encoder.dim,
+                media=self.media_state,
+                layers_attr=config.lm.decoder_layers_attr,
             )
         else:
             self.projector = LinearPrefixConnector(dim_visual=encoder.dim, dim_text=lm.config.hidden_size)
@@ -88,8 +92,14 @@ class HeronModel(nn.Module):
             return cls(cfg, encoder, lm, tokenizer)
 
     @classmethod
-    def from_pretrained(cls, path_or_config, *, device: str | None = None, dtype: str | None = None,
-                        trainable: building.Trainable = "connector") -> HeronModel:
+    def from_pretrained(
+        cls,
+        path_or_config,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        trainable: building.Trainable = "connector",
+    ) -> HeronModel:
         """A model from a directory written by ``save_pretrained``, a preset name, a YAML file or a
         ModelConfig, in eval mode (call ``.train()`` to train). ``trainable`` applies the freezing
         policy; ``device``/``dtype`` override the config's (auto = CUDA + bf16 when present)."""
@@ -158,7 +168,9 @@ class HeronModel(nn.Module):
         """Latents per prompt → media [B, M, N, d] zero-padded, and media_mask bool [B, M, N]."""
         num_media = max((len(items) for items in per_prompt), default=0)
         num_tokens = max((lat.shape[0] for items in per_prompt for lat in items), default=self.encoder.num_latents)
-        media = torch.zeros(len(per_prompt), num_media, num_tokens, self.encoder.dim, device=self.device, dtype=self.dtype)
+        media = torch.zeros(
+            len(per_prompt), num_media, num_tokens, self.encoder.dim, device=self.device, dtype=self.dtype
+        )
         mask = torch.zeros(len(per_prompt), num_media, num_tokens, dtype=torch.bool, device=self.device)
         for row, items in enumerate(per_prompt):
             for m, lat in enumerate(items):
@@ -210,13 +222,21 @@ class HeronModel(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if media is None:
-            media = torch.zeros(input_ids.shape[0], 0, self.encoder.num_latents, self.encoder.dim,
-                                device=input_ids.device, dtype=self.dtype)
+            media = torch.zeros(
+                input_ids.shape[0],
+                0,
+                self.encoder.num_latents,
+                self.encoder.dim,
+                device=input_ids.device,
+                dtype=self.dtype,
+            )
         if media_mask is None:
             media_mask = torch.ones(media.shape[:3], dtype=torch.bool, device=media.device)
         request = self._request(media, media_mask)
         with self._using(request):
-            inputs = self._first_inputs(input_ids, attention_mask, media, media_mask, request, labels=labels, pad_left=False)
+            inputs = self._first_inputs(
+                input_ids, attention_mask, media, media_mask, request, labels=labels, pad_left=False
+            )
             out = self._lm(**inputs["lm"])
         out["labels"] = inputs["labels"]
         return out
@@ -229,7 +249,9 @@ class HeronModel(nn.Module):
     def _using(self, request: MediaRequest | None):
         return self.media_state.use(request) if request is not None else nullcontext()
 
-    def _first_inputs(self, input_ids, attention_mask, media, media_mask, request, *, labels=None, pad_left=True) -> dict:
+    def _first_inputs(
+        self, input_ids, attention_mask, media, media_mask, request, *, labels=None, pad_left=True
+    ) -> dict:
         """LM inputs for a whole prompt: token ids (xattn), or spliced embeddings (linear_prefix)."""
         if request is not None:
             request.set_text_time((input_ids == self.image_token_id).cumsum(-1))  # [B, L]
@@ -237,8 +259,14 @@ class HeronModel(nn.Module):
         else:
             embeds = self.lm.get_input_embeddings()(input_ids)  # [B, L, D]
             embeds, attention_mask, labels = splice_media(
-                embeds, input_ids, attention_mask, self.projector(media), media_mask, self.image_token_id,
-                labels=labels, pad_left=pad_left,
+                embeds,
+                input_ids,
+                attention_mask,
+                self.projector(media),
+                media_mask,
+                self.image_token_id,
+                labels=labels,
+                pad_left=pad_left,
             )
             lm_inputs = dict(inputs_embeds=embeds, attention_mask=attention_mask)
         lm_inputs["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
@@ -271,10 +299,13 @@ class HeronModel(nn.Module):
         prompts = [prompt] if single else list(prompt)
         per_prompt = [list(media or [])] if single else [list(m) for m in (media or [[] for _ in prompts])]
         batch = self.prepare(prompts, per_prompt, max_new_tokens=max_new_tokens)
-        tokens = self.generate_ids(batch, max_new_tokens=max_new_tokens, sampling=sampling,
-                                   stop_at_end_of_chunk=stop_at_end_of_chunk)
-        texts = [self.tokenizer.decode(self._until_stop(row, stop_at_end_of_chunk), skip_special_tokens=True)
-                 for row in tokens.tolist()]
+        tokens = self.generate_ids(
+            batch, max_new_tokens=max_new_tokens, sampling=sampling, stop_at_end_of_chunk=stop_at_end_of_chunk
+        )
+        texts = [
+            self.tokenizer.decode(self._until_stop(row, stop_at_end_of_chunk), skip_special_tokens=True)
+            for row in tokens.tolist()
+        ]
         return texts[0] if single else texts
 
     def _stop_ids(self, stop_at_end_of_chunk: bool) -> list[int]:
@@ -304,14 +335,18 @@ class HeronModel(nn.Module):
         and reused from the request (``MediaRequest.keys_values``) at every later one.
         """
         sampling = sampling or SamplingConfig()
-        generator = torch.Generator(device=self.device).manual_seed(sampling.seed) if sampling.seed is not None else None
+        generator = (
+            torch.Generator(device=self.device).manual_seed(sampling.seed) if sampling.seed is not None else None
+        )
         stop_ids = torch.tensor(self._stop_ids(stop_at_end_of_chunk), device=self.device)
         banned = [self.image_token_id, self.tokenizer.pad_token_id]  # a generated <image> would have no media
         request = self._request(batch.media, batch.media_mask)
         media_count = (batch.input_ids == self.image_token_id).sum(-1, keepdim=True)  # [B, 1]
         generated = []
         with self._using(request):
-            inputs = self._first_inputs(batch.input_ids, batch.attention_mask, batch.media, batch.media_mask, request)["lm"]
+            inputs = self._first_inputs(batch.input_ids, batch.attention_mask, batch.media, batch.media_mask, request)[
+                "lm"
+            ]
             attention_mask, position_ids = inputs["attention_mask"], inputs["position_ids"]
             out = self._lm(**inputs, use_cache=True)
             finished = torch.zeros(batch.input_ids.shape[0], dtype=torch.bool, device=self.device)
@@ -329,9 +364,13 @@ class HeronModel(nn.Module):
                 if request is not None:
                     request.set_text_time(media_count)  # new tokens follow all of the prompt's media
                 cache = {self._lm_cache_name: getattr(out, self._lm_cache_name)}
-                out = self._lm(input_ids=token[:, None], attention_mask=attention_mask,
-                               position_ids=position_ids, use_cache=True, **cache)
+                out = self._lm(
+                    input_ids=token[:, None],
+                    attention_mask=attention_mask,
+                    position_ids=position_ids,
+                    use_cache=True,
+                    **cache,
+                )
         if not generated:
             return batch.input_ids.new_zeros(batch.input_ids.shape[0], 0)
         return torch.stack(generated, dim=1)
-

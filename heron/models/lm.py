@@ -89,13 +89,13 @@ class CrossAttentionDecoderLayer(nn.Module):
 
 def _drop_inner_prefix(module, state_dict, prefix, local_metadata):
     for key in [k for k in state_dict if k.startswith(prefix + _INNER)]:
-        state_dict[prefix + key[len(prefix + _INNER):]] = state_dict.pop(key)
+        state_dict[prefix + key[len(prefix + _INNER) :]] = state_dict.pop(key)
 
 
 def _add_inner_prefix(module, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
     own = (prefix + "gated_cross_attn_layer.", prefix + _INNER)
     for key in [k for k in state_dict if k.startswith(prefix) and not k.startswith(own)]:
-        state_dict[prefix + _INNER + key[len(prefix):]] = state_dict.pop(key)
+        state_dict[prefix + _INNER + key[len(prefix) :]] = state_dict.pop(key)
 
 
 def insert_cross_attention(

@@ -27,8 +27,13 @@ def is_openflamingo(source) -> bool:
     return (str(source).startswith("openflamingo/") and not path.exists()) or (path.is_file() and path.suffix == ".pt")
 
 
-def load_model(path_or_config: str | Path | ModelConfig, *, device: str | None = None, dtype: str | None = None,
-               trainable: Trainable = "connector") -> HeronModel:
+def load_model(
+    path_or_config: str | Path | ModelConfig,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    trainable: Trainable = "connector",
+) -> HeronModel:
     """Build a Heron model (eval mode) from a preset name, YAML file, ModelConfig, saved directory or
     OpenFlamingo checkpoint. ``trainable`` picks the freezing policy (which parameters have
     ``requires_grad``; ``"none"`` for inference);
@@ -39,8 +44,9 @@ def load_model(path_or_config: str | Path | ModelConfig, *, device: str | None =
     return HeronModel.from_pretrained(path_or_config, device=device, dtype=dtype, trainable=trainable)
 
 
-def load_encoder(path_or_config: str | Path | ModelConfig, *, device: str | None = None,
-                 dtype: str | None = None) -> VisualEncoder:
+def load_encoder(
+    path_or_config: str | Path | ModelConfig, *, device: str | None = None, dtype: str | None = None
+) -> VisualEncoder:
     """Only the vision side of a model (tower, time embeddings, resampler), frozen, in eval mode, for
     encode workers that never need the language model. Same weights as ``load_model(...).encoder``."""
     if is_openflamingo(path_or_config):

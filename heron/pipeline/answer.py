@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from heron.errors import EmptyQuestionError, EmptyVideoError
 from heron.config import AnswerConfig
+from heron.errors import EmptyQuestionError, EmptyVideoError
 from heron.pipeline.prompts import evenly_spaced, question_prompt
 from heron.state import DialogueStore, LatentStore
 
@@ -63,14 +63,27 @@ class AnswerStage:
         if not spans:
             raise EmptyVideoError(f"no encoded windows of source {source_id} between {start:g} s and {end:g} s")
         # Fetch only the windows that go into the prompt: cost stays flat however long the stream.
-        chosen = self.latents.get_chunks(source_id, [spans[i][0] for i in evenly_spaced(len(spans), self.cfg.max_windows)])
+        chosen = self.latents.get_chunks(
+            source_id, [spans[i][0] for i in evenly_spaced(len(spans), self.cfg.max_windows)]
+        )
         media = np.concatenate([c.latents for c in chosen]).astype(np.float32)  # [k*R, d]
         turns = self.dialogue.get_dialogue(session_id, last_n=2 * self.cfg.history_turns)
-        history = [(q.text, a.text) for q, a in zip(turns[::2], turns[1::2]) if q.role == "user" and a.role == "assistant"]
-        text = self.model.generate(question_prompt(question, history), [media],
-                                   max_new_tokens=self.cfg.max_new_tokens).strip()
+        history = [
+            (q.text, a.text) for q, a in zip(turns[::2], turns[1::2]) if q.role == "user" and a.role == "assistant"
+        ]
+        text = self.model.generate(
+            question_prompt(question, history), [media], max_new_tokens=self.cfg.max_new_tokens
+        ).strip()
         spans = [(c.t_start, c.t_end) for c in chosen]
-        self.dialogue.append_turns(session_id, [
-            ("user", question, {"source_id": source_id, "start": start, "end": None if end == float("inf") else end}),
-            ("assistant", text, {"spans": spans})])
+        self.dialogue.append_turns(
+            session_id,
+            [
+                (
+                    "user",
+                    question,
+                    {"source_id": source_id, "start": start, "end": None if end == float("inf") else end},
+                ),
+                ("assistant", text, {"spans": spans}),
+            ],
+        )
         return Answer(text, spans, session_id, source_id, len(chosen), time.perf_counter() - clock)

@@ -17,8 +17,15 @@ class DecodeStage:
     The range is widened to whole windows of the grid, so a window is always the same window,
     whichever request decoded it."""
 
-    def __init__(self, source: str, cfg: DecodeConfig, *, start: float | None = None,
-                 end: float | None = None, source_id: str | None = None):
+    def __init__(
+        self,
+        source: str,
+        cfg: DecodeConfig,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        source_id: str | None = None,
+    ):
         grid = WindowGrid.of(cfg)
         self.first_index = grid.first(start)
         aligned_start, aligned_end = grid.align(start, end)

@@ -43,9 +43,7 @@ class EncodeStage:
             for row, i in enumerate(indices):
                 latents[i] = out[row]
         self.windows_encoded += len(batches)
-        return [
-            MediaChunk(b.source_id, b.index, b.t_start, b.t_end, lat) for b, lat in zip(batches, latents)
-        ]
+        return [MediaChunk(b.source_id, b.index, b.t_start, b.t_end, lat) for b, lat in zip(batches, latents)]
 
     def counters(self) -> dict[str, int]:
         return {"calls": self.calls, "windows_encoded": self.windows_encoded}

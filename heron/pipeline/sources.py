@@ -72,8 +72,7 @@ def resolve_source(source: str | os.PathLike | Source) -> Source:
         text = unquote(urlsplit(text).path)
     elif len(scheme) > 1:
         raise UnsupportedSourceError(
-            f"{text}: '{scheme}://' sources are not supported; "
-            "give a local file path or an http(s) URL"
+            f"{text}: '{scheme}://' sources are not supported; give a local file path or an http(s) URL"
         )
     path = Path(text).expanduser()
     if not path.exists():

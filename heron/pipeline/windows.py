@@ -79,8 +79,9 @@ class WindowGrid:
         first = self.first(start)
         return range(first, max(first + 1, self.end_index(stop)))
 
-    def runs(self, start: float | None, end: float | None, duration: float | None,
-             k: int) -> list[tuple[float | None, float | None]]:
+    def runs(
+        self, start: float | None, end: float | None, duration: float | None, k: int
+    ) -> list[tuple[float | None, float | None]]:
         """[start, end) cut into at most ``k`` runs of whole windows, for parallel decoders.
 
         Cuts fall on the grid, so each window is decoded by exactly one run and keyed as a single
@@ -92,8 +93,10 @@ class WindowGrid:
         n = len(needed)
         k = min(k, n)
         cuts = [needed.start + (i * n) // k for i in range(k + 1)]
-        return [(start if i == 0 else self.start_of(cuts[i]), end if i == k - 1 else self.start_of(cuts[i + 1]))
-                for i in range(k)]
+        return [
+            (start if i == 0 else self.start_of(cuts[i]), end if i == k - 1 else self.start_of(cuts[i + 1]))
+            for i in range(k)
+        ]
 
     def count(self, start: float | None, end: float | None, duration: float | None) -> int | None:
         """How many windows a request covers, when its length is known (for progress bars)."""

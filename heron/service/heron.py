@@ -20,8 +20,14 @@ import time
 
 import ray
 
-from heron.actors import (DecodeRun, RemoteAnswerActor, RemoteDecodeActor, RemoteEncodeActor, actor_options,
-                          check_cluster_has)
+from heron.actors import (
+    DecodeRun,
+    RemoteAnswerActor,
+    RemoteDecodeActor,
+    RemoteEncodeActor,
+    actor_options,
+    check_cluster_has,
+)
 from heron.config import PipelineConfig
 from heron.errors import EmptyVideoError
 from heron.pipeline.answer import check_question
@@ -40,8 +46,15 @@ log = logging.getLogger(__name__)
 class Heron:
     """The warm service. ``namespace``: the Redis key namespace (tests use their own)."""
 
-    def __init__(self, cfg: PipelineConfig, *, redis_url: str | None = None, ray_address: str | None = None,
-                 progress: bool | None = None, namespace: str = "heron"):
+    def __init__(
+        self,
+        cfg: PipelineConfig,
+        *,
+        redis_url: str | None = None,
+        ray_address: str | None = None,
+        progress: bool | None = None,
+        namespace: str = "heron",
+    ):
         self.cfg = cfg
         self.grid = WindowGrid.of(cfg.decode)
         self.db = RedisConnection(ensure_redis(redis_url), namespace=namespace)
@@ -66,8 +79,9 @@ class Heron:
                 init_ray(self.ray_address)
                 self._check_resources(encoders=self.cfg.ingest.num_encoders)
                 options = actor_options(self.cfg.ingest.encode)
-                self._encoders = [RemoteEncodeActor.options(**options).remote(self.cfg)
-                                  for _ in range(self.cfg.ingest.num_encoders)]
+                self._encoders = [
+                    RemoteEncodeActor.options(**options).remote(self.cfg) for _ in range(self.cfg.ingest.num_encoders)
+                ]
             return self._encoders
 
     @property
@@ -77,7 +91,8 @@ class Heron:
                 init_ray(self.ray_address)
                 self._check_resources(answerer=1)
                 self._answerer = RemoteAnswerActor.options(**actor_options(self.cfg.answer.actor)).remote(
-                    self.cfg, self.latents, self.dialogue)
+                    self.cfg, self.latents, self.dialogue
+                )
             return self._answerer
 
     def _decode_actors(self, k: int) -> list:
@@ -86,20 +101,28 @@ class Heron:
             if k > len(self._decoders):
                 self._check_resources(decoders=k)
                 options = actor_options(self.cfg.ingest.decode)
-                self._decoders += [RemoteDecodeActor.options(**options).remote(self.cfg.decode)
-                                   for _ in range(k - len(self._decoders))]
+                self._decoders += [
+                    RemoteDecodeActor.options(**options).remote(self.cfg.decode) for _ in range(k - len(self._decoders))
+                ]
             return self._decoders[:k]
 
-    def _check_resources(self, *, encoders: int | None = None, answerer: int | None = None,
-                         decoders: int | None = None) -> None:
+    def _check_resources(
+        self, *, encoders: int | None = None, answerer: int | None = None, decoders: int | None = None
+    ) -> None:
         """Before starting actors: this Heron's actors, with the new counts given, must fit the
         cluster together (``check_cluster_has``), or Ray would queue the last ones forever."""
         ingest = self.cfg.ingest
-        check_cluster_has([
-            ("pipeline.ingest.encode", ingest.encode, len(self._encoders) if encoders is None else encoders),
-            ("pipeline.answer.actor", self.cfg.answer.actor,
-             int(self._answerer is not None) if answerer is None else answerer),
-            ("pipeline.ingest.decode", ingest.decode, len(self._decoders) if decoders is None else decoders)])
+        check_cluster_has(
+            [
+                ("pipeline.ingest.encode", ingest.encode, len(self._encoders) if encoders is None else encoders),
+                (
+                    "pipeline.answer.actor",
+                    self.cfg.answer.actor,
+                    int(self._answerer is not None) if answerer is None else answerer,
+                ),
+                ("pipeline.ingest.decode", ingest.decode, len(self._decoders) if decoders is None else decoders),
+            ]
+        )
 
     def __enter__(self) -> Heron:
         return self
@@ -135,14 +158,22 @@ class Heron:
         with self._ingesting:
             report = self._decode_and_encode(str(resolved), source_id, start, end, probe, seekable=not resolved.is_url)
         whole = start is None and end is None
-        self.latents.set_source_info(source_id, duration_s=probe.info.duration, name=resolved.uri,
-                                     n_windows=report.windows_encoded if whole else None,
-                                     complete=True if whole else None)
+        self.latents.set_source_info(
+            source_id,
+            duration_s=probe.info.duration,
+            name=resolved.uri,
+            n_windows=report.windows_encoded if whole else None,
+            complete=True if whole else None,
+        )
         report.seconds = time.perf_counter() - clock
         if report.truncated_at is not None:
             length = f"{probe.info.duration:.1f} s" if probe.info.duration else "an unknown length"
-            log.warning("%s: decoded %.1f s of %s; the rest is corrupt, so answers cover only what decoded",
-                        source, report.truncated_at, length)
+            log.warning(
+                "%s: decoded %.1f s of %s; the rest is corrupt, so answers cover only what decoded",
+                source,
+                report.truncated_at,
+                length,
+            )
         return report
 
     def _cached_windows(self, source_id: str, start: float | None, end: float | None) -> int | None:
@@ -160,22 +191,32 @@ class Heron:
         have = self.latents.cached_indices(source_id)
         return len(needed) if have.issuperset(needed) else None
 
-    def _segments(self, start: float | None, end: float | None, probe: VideoDecoder,
-                  seekable: bool) -> list[tuple[float | None, float | None]]:
+    def _segments(
+        self, start: float | None, end: float | None, probe: VideoDecoder, seekable: bool
+    ) -> list[tuple[float | None, float | None]]:
         """[start, end] cut on the window grid into one run per decode actor (ingest.decode_actors);
         a source of unknown length or a URL is read by one actor."""
         k = self.cfg.ingest.decode_actors if seekable and probe.info.duration else 1
         return self.grid.runs(start, end, probe.info.duration, k)
 
-    def _decode_and_encode(self, source: str, source_id: str, start, end, probe: VideoDecoder,
-                           seekable: bool) -> IngestReport:
+    def _decode_and_encode(
+        self, source: str, source_id: str, start, end, probe: VideoDecoder, seekable: bool
+    ) -> IngestReport:
         runs = [DecodeRun(source, source_id, s, e) for s, e in self._segments(start, end, probe, seekable)]
         encoders = self.encoders
         decoders = self._decode_actors(len(runs))
         report = IngestReport(source_id, cached=False, duration_s=probe.info.duration, decode_actors=len(decoders))
         try:
-            decode_and_encode(runs, decoders, encoders, self.latents, self.cfg.ingest, report,
-                              total=self.grid.count(start, end, probe.info.duration), progress=self.progress)
+            decode_and_encode(
+                runs,
+                decoders,
+                encoders,
+                self.latents,
+                self.cfg.ingest,
+                report,
+                total=self.grid.count(start, end, probe.info.duration),
+                progress=self.progress,
+            )
         except BaseException:
             # Calls may still be queued on the pool's actors, or one may be dead for good: the
             # next ingest starts a fresh pool rather than wait on (or fail with) these.
@@ -188,16 +229,26 @@ class Heron:
 
     # --- questions --------------------------------------------------------------------------------
 
-    def ask(self, source: str, question: str, *, start: float | None = None, end: float | None = None,
-            session_id: str | None = None) -> AskResult:
+    def ask(
+        self,
+        source: str,
+        question: str,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        session_id: str | None = None,
+    ) -> AskResult:
         """Answer ``question`` about [start, end] of ``source``, ingesting what is not cached."""
         clock = time.perf_counter()
         question = check_question(question)  # before any decoding: bad input costs nothing
         start, end = check_time_range(start, end)
         # Once the source proved valid, the answer actor loads its model while the video decodes.
         report = self._ingest(source, start, end, on_valid=lambda: self.answerer)
-        answer = get(self.answerer.answer.remote(question, report.source_id, start or 0.0,
-                                                 end if end is not None else math.inf, session_id))
+        answer = get(
+            self.answerer.answer.remote(
+                question, report.source_id, start or 0.0, end if end is not None else math.inf, session_id
+            )
+        )
         return AskResult(answer, report, time.perf_counter() - clock)
 
     def encoder_counters(self) -> list[dict[str, int]]:

@@ -23,8 +23,17 @@ from heron.service.runtime import get
 from heron.state import LatentStore
 
 
-def decode_and_encode(runs: Sequence[DecodeRun], decoders: Sequence, encoders: Sequence, latents: LatentStore,
-                      cfg: IngestConfig, report: IngestReport, *, total: int | None, progress: bool) -> None:
+def decode_and_encode(
+    runs: Sequence[DecodeRun],
+    decoders: Sequence,
+    encoders: Sequence,
+    latents: LatentStore,
+    cfg: IngestConfig,
+    report: IngestReport,
+    *,
+    total: int | None,
+    progress: bool,
+) -> None:
     """Run ``runs`` (one per decoder) to their end, writing every window to ``latents``; fills ``report``."""
     bar = tqdm(total=total, unit="window", desc="encoding", disable=not progress, file=sys.stderr)
     active = deque(range(len(runs)))  # decoders not yet seen to run out, served in turn

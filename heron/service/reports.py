@@ -25,8 +25,10 @@ class IngestReport:
         if self.cached:
             return f"{self.windows_cached} windows from cache (nothing decoded or encoded)"
         by = f"{self.decoder}, {self.decode_actors} actors" if self.decode_actors > 1 else self.decoder
-        return (f"decoded {self.frames_decoded} frames ({by}), sampled {self.frames_sampled}, "
-                f"encoded {self.windows_encoded} windows in {self.seconds:.1f} s")
+        return (
+            f"decoded {self.frames_decoded} frames ({by}), sampled {self.frames_sampled}, "
+            f"encoded {self.windows_encoded} windows in {self.seconds:.1f} s"
+        )
 
 
 @dataclass
@@ -36,8 +38,16 @@ class AskResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"answer": self.answer.text, "spans": self.answer.spans, "session": self.answer.session_id,
-                "source_id": self.answer.source_id, "ingest": asdict(self.ingest), "seconds": self.seconds}
+        return {
+            "answer": self.answer.text,
+            "spans": self.answer.spans,
+            "session": self.answer.session_id,
+            "source_id": self.answer.source_id,
+            "ingest": asdict(self.ingest),
+            "seconds": self.seconds,
+        }
 
     def summary(self) -> str:
-        return f"{self.ingest.summary()}; answered from {self.answer.windows_used} windows in {self.answer.seconds:.1f} s"
+        return (
+            f"{self.ingest.summary()}; answered from {self.answer.windows_used} windows in {self.answer.seconds:.1f} s"
+        )

@@ -15,8 +15,13 @@ def init_ray(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
-    ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
-             configure_logging=False)
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        logging_level=logging.ERROR,
+        log_to_driver=False,
+        configure_logging=False,
+    )
 
 
 def get(ref, *, timeout_s: float | None = None):

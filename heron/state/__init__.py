@@ -16,6 +16,19 @@ from heron.state.latents import LatentStore, SourceInfo, settings_fingerprint
 from heron.state.server import ThrowawayRedis, ensure_redis
 
 __all__ = [
-    "FORMAT_VERSION", "JOB_STATUSES", "Alert", "AlertStore", "DialogueStore", "Job", "JobStore", "LatentStore",
-    "RedisConnection", "SourceInfo", "ThrowawayRedis", "Turn", "ensure_redis", "redact_url", "settings_fingerprint",
+    "FORMAT_VERSION",
+    "JOB_STATUSES",
+    "Alert",
+    "AlertStore",
+    "DialogueStore",
+    "Job",
+    "JobStore",
+    "LatentStore",
+    "RedisConnection",
+    "SourceInfo",
+    "ThrowawayRedis",
+    "Turn",
+    "ensure_redis",
+    "redact_url",
+    "settings_fingerprint",
 ]

@@ -62,15 +62,18 @@ class AlertStore:
     def last_alerts(self, stream_id: str, count: int = 20) -> list[Alert]:
         """The newest ``count`` alerts of a stream, oldest first."""
         entries = self.db.client.xrevrange(self._key(stream_id), count=count)
-        return [alert for alert in (self._decode(stream_id, *entry) for entry in reversed(entries)) if alert is not None]
+        return [
+            alert for alert in (self._decode(stream_id, *entry) for entry in reversed(entries)) if alert is not None
+        ]
 
     @redis_errors_translated
     def wait(self, cursors: Mapping[str, str], *, timeout_s: float, count: int = 100) -> list[Alert]:
         """Alerts after each stream's cursor (``"$"``: only new ones), waiting up to ``timeout_s`` for one."""
         if not cursors:
             return []
-        replies = self.db.client.xread({self._key(s): c for s, c in cursors.items()}, count=count,
-                                       block=max(1, int(timeout_s * 1000)))
+        replies = self.db.client.xread(
+            {self._key(s): c for s, c in cursors.items()}, count=count, block=max(1, int(timeout_s * 1000))
+        )
         keys = {self._key(s): s for s in cursors}
         alerts = []
         for key, entries in replies or []:

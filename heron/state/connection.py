@@ -46,14 +46,20 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
-def client_from_url(url: str, *, connect_timeout_s: float = 2.0, timeout_s: float = 10.0,
-                    retries: int = 3) -> redis.Redis:
+def client_from_url(
+    url: str, *, connect_timeout_s: float = 2.0, timeout_s: float = 10.0, retries: int = 3
+) -> redis.Redis:
     """A ``redis.Redis`` (bytes replies) that retries dropped connections ``retries`` times, backing off."""
     retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries)
     try:
         return redis.Redis.from_url(
-            url, socket_connect_timeout=connect_timeout_s, socket_timeout=timeout_s, retry=retry,
-            retry_on_error=[redis.ConnectionError, redis.TimeoutError], health_check_interval=30)
+            url,
+            socket_connect_timeout=connect_timeout_s,
+            socket_timeout=timeout_s,
+            retry=retry,
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+            health_check_interval=30,
+        )
     except ValueError as error:  # a malformed URL (bad scheme, bad port)
         raise StateStoreError(f"invalid Redis URL {redact_url(url)!r}: {error}") from None
 
@@ -136,8 +142,8 @@ class translated:
     def __exit__(self, kind, error, traceback) -> bool:
         if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
             raise StateUnavailableError(
-                f"Redis at {self.db.where} is not answering ({self.operation}: {error}); "
-                "retry once it is back") from error
+                f"Redis at {self.db.where} is not answering ({self.operation}: {error}); retry once it is back"
+            ) from error
         if isinstance(error, redis.RedisError):
             raise StateStoreError(f"Redis at {self.db.where} failed in {self.operation}: {error}") from error
         return False

@@ -43,8 +43,10 @@ class DialogueStore:
         """Append (role, text, meta) turns in one command, so a question and its answer land together."""
         now = time.time()
         made = [Turn(role=role, text=text, meta=dict(meta or {}), at=now) for role, text, meta in turns]
-        records = [json.dumps({"fmt": FORMAT_VERSION, "role": t.role, "text": t.text, "meta": t.meta, "at": t.at})
-                   for t in made]
+        records = [
+            json.dumps({"fmt": FORMAT_VERSION, "role": t.role, "text": t.text, "meta": t.meta, "at": t.at})
+            for t in made
+        ]
         if records:
             self.db.client.rpush(self._key(session_id), *records)
         return made
@@ -61,8 +63,14 @@ class DialogueStore:
         for item in raw:
             try:
                 record = json.loads(item)
-                turns.append(Turn(role=str(record["role"]), text=str(record["text"]),
-                                  meta=dict(record.get("meta") or {}), at=float(record.get("at", 0.0))))
+                turns.append(
+                    Turn(
+                        role=str(record["role"]),
+                        text=str(record["text"]),
+                        meta=dict(record.get("meta") or {}),
+                        at=float(record.get("at", 0.0)),
+                    )
+                )
             except (ValueError, KeyError, TypeError):
                 logger.warning("skipping unreadable turn in session %s: %r", session_id, item[:80])
         return turns

@@ -65,9 +65,18 @@ class Job:
         return self.status in FINISHED
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.job_id, "kind": self.kind, "params": self.params, "status": self.status,
-                "progress": self.progress, "result": self.result, "error": self.error,
-                "created_at": self.created_at, "updated_at": self.updated_at, "counters": self.counters}
+        return {
+            "id": self.job_id,
+            "kind": self.kind,
+            "params": self.params,
+            "status": self.status,
+            "progress": self.progress,
+            "result": self.result,
+            "error": self.error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "counters": self.counters,
+        }
 
 
 class JobStore:
@@ -86,9 +95,17 @@ class JobStore:
         Raises StateStoreError if ``job_id`` already exists (use ``get_job`` to resume it)."""
         job_id = job_id or uuid.uuid4().hex
         now = repr(time.time())
-        record = {"fmt": str(FORMAT_VERSION), "kind": kind, "params": json.dumps(dict(params or {})),
-                  "status": "queued", "progress": "0.0", "result": "null", "error": "",
-                  "created_at": now, "updated_at": now}
+        record = {
+            "fmt": str(FORMAT_VERSION),
+            "kind": kind,
+            "params": json.dumps(dict(params or {})),
+            "status": "queued",
+            "progress": "0.0",
+            "result": "null",
+            "error": "",
+            "created_at": now,
+            "updated_at": now,
+        }
         argv = [item for pair in record.items() for item in pair]
         if not self.db.script("job_create", _CREATE)(keys=[self._key(job_id)], args=argv):
             raise StateStoreError(f"job {job_id!r} already exists")
@@ -96,8 +113,16 @@ class JobStore:
         return job_id
 
     @redis_errors_translated
-    def update_job(self, job_id: str, *, status: str | None = None, progress: float | None = None,
-                   result: Any = None, error: str | None = None, add: Mapping[str, int] | None = None) -> Job:
+    def update_job(
+        self,
+        job_id: str,
+        *,
+        status: str | None = None,
+        progress: float | None = None,
+        result: Any = None,
+        error: str | None = None,
+        add: Mapping[str, int] | None = None,
+    ) -> Job:
         """Change the given fields of a job atomically and return it; ``add`` increments counters.
 
         ``result`` must be JSON-serialisable. StateStoreError for an unknown job (nothing is written)."""
@@ -150,10 +175,16 @@ class JobStore:
         fields = decode_fields(record)
         try:
             return Job(
-                job_id=job_id, kind=fields["kind"], params=json.loads(fields.get("params", "{}")),
-                status=fields.get("status", "queued"), progress=float(fields.get("progress", 0.0)),
-                result=json.loads(fields.get("result", "null")), error=fields.get("error") or None,
-                created_at=float(fields.get("created_at", 0.0)), updated_at=float(fields.get("updated_at", 0.0)),
-                counters={name[2:]: int(value) for name, value in fields.items() if name.startswith("n:")})
+                job_id=job_id,
+                kind=fields["kind"],
+                params=json.loads(fields.get("params", "{}")),
+                status=fields.get("status", "queued"),
+                progress=float(fields.get("progress", 0.0)),
+                result=json.loads(fields.get("result", "null")),
+                error=fields.get("error") or None,
+                created_at=float(fields.get("created_at", 0.0)),
+                updated_at=float(fields.get("updated_at", 0.0)),
+                counters={name[2:]: int(value) for name, value in fields.items() if name.startswith("n:")},
+            )
         except (KeyError, ValueError) as error:
             raise StateStoreError(f"corrupt job record at {self._key(job_id)}: {error!r}") from error

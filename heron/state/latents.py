@@ -125,8 +125,15 @@ class LatentStore:
         pipe.execute()
 
     @redis_errors_translated
-    def set_source_info(self, source_id: str, *, duration_s: float | None = None, n_windows: int | None = None,
-                        complete: bool | None = None, name: str | None = None) -> None:
+    def set_source_info(
+        self,
+        source_id: str,
+        *,
+        duration_s: float | None = None,
+        n_windows: int | None = None,
+        complete: bool | None = None,
+        name: str | None = None,
+    ) -> None:
         """Record what is known about a source; ``complete=True`` once every window is stored;
         ``name``: the path or URL it came from (the id is its content, so the last name wins)."""
         fields: dict[str, Any] = self._meta_base(source_id)
@@ -142,8 +149,13 @@ class LatentStore:
         self._register({source_id})
 
     def _meta_base(self, source_id: str) -> dict[str, str]:
-        return {"fmt": str(FORMAT_VERSION), "source_id": source_id, "fingerprint": self.fingerprint,
-                "settings": json.dumps(self.settings, sort_keys=True), "updated_at": repr(time.time())}
+        return {
+            "fmt": str(FORMAT_VERSION),
+            "source_id": source_id,
+            "fingerprint": self.fingerprint,
+            "settings": json.dumps(self.settings, sort_keys=True),
+            "updated_at": repr(time.time()),
+        }
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -208,20 +220,31 @@ class LatentStore:
             return None
         meta = decode_fields(meta)
         if meta.get("fmt") != str(FORMAT_VERSION):
-            logger.warning("source %s: metadata in format %r, expected %d; dropping it (cache miss)",
-                           source_id, meta.get("fmt"), FORMAT_VERSION)
+            logger.warning(
+                "source %s: metadata in format %r, expected %d; dropping it (cache miss)",
+                source_id,
+                meta.get("fmt"),
+                FORMAT_VERSION,
+            )
             self.clear_source(source_id)
             return None
         try:
             return SourceInfo(
-                source_id=source_id, fingerprint=meta["fingerprint"], settings=json.loads(meta.get("settings", "{}")),
+                source_id=source_id,
+                fingerprint=meta["fingerprint"],
+                settings=json.loads(meta.get("settings", "{}")),
                 duration_s=float(meta["duration_s"]) if "duration_s" in meta else None,
                 n_windows=int(meta["n_windows"]) if "n_windows" in meta else None,
-                cached_windows=int(cached), complete=meta.get("complete") == "1", max_window_s=float(longest or 0.0),
-                updated_at=float(meta.get("updated_at", 0.0)), name=meta.get("name"))
+                cached_windows=int(cached),
+                complete=meta.get("complete") == "1",
+                max_window_s=float(longest or 0.0),
+                updated_at=float(meta.get("updated_at", 0.0)),
+                name=meta.get("name"),
+            )
         except (KeyError, ValueError) as error:
-            raise StateStoreError(f"corrupt source metadata at {self._key(source_id, 'meta')}: "
-                                  f"{error!r}; run clear_source({source_id!r})") from error
+            raise StateStoreError(
+                f"corrupt source metadata at {self._key(source_id, 'meta')}: {error!r}; run clear_source({source_id!r})"
+            ) from error
 
     def has_source(self, source_id: str) -> bool:
         """True when every window of ``source_id`` is cached for these settings (no decode needed)."""
@@ -275,8 +298,12 @@ class LatentStore:
             return None
         fmt = record.get(b"fmt", b"").decode(errors="replace")
         if fmt != str(FORMAT_VERSION):
-            logger.warning("%s is in format %r, expected %d; dropping it so the window is re-encoded",
-                           key, fmt or "(none)", FORMAT_VERSION)
+            logger.warning(
+                "%s is in format %r, expected %d; dropping it so the window is re-encoded",
+                key,
+                fmt or "(none)",
+                FORMAT_VERSION,
+            )
             pipe = self.db.client.pipeline(transaction=True)
             pipe.unlink(key)
             pipe.zrem(self._key(source_id, "times"), str(index))
@@ -326,7 +353,8 @@ def _decode_chunk(source_id: str, index: int, key: str, record: dict[bytes, byte
     if len(payload) != expected:
         raise StateStoreError(
             f"chunk record at {key} holds {len(payload)} bytes but shape {shape} of {dtype_name} "
-            f"needs {expected}; the entry is corrupt, clear the source and re-encode it")
+            f"needs {expected}; the entry is corrupt, clear the source and re-encode it"
+        )
     # Copy: frombuffer views the immutable bytes, and callers (torch.from_numpy) want writable arrays.
     latents = np.frombuffer(payload, dtype=wire).reshape(shape).astype(np.float16, copy=True)
     return MediaChunk(source_id=source_id, index=index, t_start=t_start, t_end=t_end, latents=latents)

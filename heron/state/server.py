@@ -193,14 +193,12 @@ class ThrowawayRedis:
             )
             self.url = f"redis://127.0.0.1:{port}/0"
             process = self._process
-            if _wait_ready(self.url, directory, self.start_timeout_s, alive=lambda: process.poll() is None):
+            if _wait_ready(self.url, directory, self.start_timeout_s, alive=lambda p=process: p.poll() is None):
                 logger.debug("throwaway Redis at %s", self.url)
                 return
             self._kill()
             logger.debug("throwaway Redis failed to start on port %d (attempt %d)", port, attempt + 1)
-        raise StateStoreError(
-            f"could not start a throwaway Redis with {self.binary}; see {directory / LOG_FILE}"
-        )
+        raise StateStoreError(f"could not start a throwaway Redis with {self.binary}; see {directory / LOG_FILE}")
 
     def _kill(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -300,17 +298,21 @@ def _start_embedded(directory: Path, timeout_s: float) -> str:
         conf = _write_conf(directory, port, {**_PERSISTENT_SETTINGS, "daemonize": "yes"})
         # The launcher forks the daemon and exits at once; config errors come back on stderr.
         launch = subprocess.run(
-            [str(binary), str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            timeout=timeout_s, start_new_session=True,
+            [str(binary), str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=timeout_s,
+            start_new_session=True,
         )
         if launch.returncode != 0:
             message = launch.stderr.decode(errors="replace").strip()
             raise StateStoreError(f"{binary} refused to start on {directory}: {message or 'no output'}")
         url = f"redis://127.0.0.1:{port}/0"
         launched = time.monotonic()
-        if _wait_ready(url, directory, timeout_s, alive=lambda: _daemon_alive(directory, launched)):
-            (directory / STATE_FILE).write_text(json.dumps({"pid": _read_pid(directory), "port": port,
-                                                            "binary": str(binary)}))
+        if _wait_ready(url, directory, timeout_s, alive=lambda at=launched: _daemon_alive(directory, at)):
+            (directory / STATE_FILE).write_text(
+                json.dumps({"pid": _read_pid(directory), "port": port, "binary": str(binary)})
+            )
             logger.info("started embedded Redis (%s) at %s, data in %s", binary.name, url, directory)
             return url
         _stop_stale(directory)
@@ -321,9 +323,7 @@ def _start_embedded(directory: Path, timeout_s: float) -> str:
     )
 
 
-def _wait_ready(
-    url: str, directory: Path, timeout_s: float, *, alive: Callable[[], bool] = lambda: True
-) -> bool:
+def _wait_ready(url: str, directory: Path, timeout_s: float, *, alive: Callable[[], bool] = lambda: True) -> bool:
     """Poll until the server at ``url`` serves ``directory``; False on timeout or when ``alive()`` fails."""
     deadline = time.monotonic() + timeout_s
     delay = 0.002  # a local server is up in milliseconds; back off for one loading a big AOF

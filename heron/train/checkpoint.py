@@ -39,8 +39,9 @@ def _named_trainable(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
     return {name: p for name, p in model.named_parameters() if p.requires_grad}
 
 
-def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    state: TrainingState) -> Path:
+def save_checkpoint(
+    directory: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: TrainingState
+) -> Path:
     directory = Path(directory)
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -50,8 +51,9 @@ def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: to
     index = {id(p): n for n, p in params.items()}
     tensors, groups = {}, []
     for group in optimizer.param_groups:
-        groups.append({"params": [index[id(p)] for p in group["params"]],
-                       **{k: v for k, v in group.items() if k != "params"}})
+        groups.append(
+            {"params": [index[id(p)] for p in group["params"]], **{k: v for k, v in group.items() if k != "params"}}
+        )
         for p in group["params"]:
             for key, value in optimizer.state.get(p, {}).items():
                 tensors[f"{index[id(p)]}::{key}"] = torch.as_tensor(value).detach().contiguous().cpu()
@@ -60,8 +62,13 @@ def save_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: to
     if torch.cuda.is_available():
         rng.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
     save_file(rng, str(tmp / "rng.safetensors"))
-    meta = {"step": state.step, "order": state.order, "losses": state.losses, "extra": state.extra,
-            "param_groups": groups}
+    meta = {
+        "step": state.step,
+        "order": state.order,
+        "losses": state.losses,
+        "extra": state.extra,
+        "param_groups": groups,
+    }
     (tmp / STATE_FILE).write_text(json.dumps(meta, default=_json_default))
     if directory.exists():
         shutil.rmtree(directory)
@@ -84,8 +91,11 @@ def load_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: to
     params = _named_trainable(model)
     saved = load_file(str(directory / "trainable.safetensors"))
     missing, unexpected = sorted(set(params) - set(saved)), sorted(set(saved) - set(params))
-    mismatched = [(n, tuple(saved[n].shape), tuple(p.shape)) for n, p in params.items()
-                  if n in saved and saved[n].shape != p.shape]
+    mismatched = [
+        (n, tuple(saved[n].shape), tuple(p.shape))
+        for n, p in params.items()
+        if n in saved and saved[n].shape != p.shape
+    ]
     if missing or unexpected or mismatched:
         raise CheckpointMismatchError(str(directory), missing=missing, unexpected=unexpected, mismatched=mismatched)
     with torch.no_grad():
@@ -119,8 +129,13 @@ def load_checkpoint(directory: str | Path, model: torch.nn.Module, optimizer: to
 def latest_checkpoint(checkpoints: str | Path) -> Path | None:
     """The newest complete ``step-*`` folder, or None."""
     folder = Path(checkpoints)
-    found = sorted(p for p in folder.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp")
-                   and (p / STATE_FILE).exists()) if folder.is_dir() else []
+    found = (
+        sorted(
+            p for p in folder.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp") and (p / STATE_FILE).exists()
+        )
+        if folder.is_dir()
+        else []
+    )
     return found[-1] if found else None
 
 

@@ -21,8 +21,10 @@ from heron.errors import HeronError
 
 
 def _run(fn: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.DEBUG if getattr(args, "debug", False) else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "debug", False) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own bars say what is happening; theirs flash per save/load
@@ -73,8 +75,9 @@ def eval_parser(prog: str = "heron eval") -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", help="split folder to use under a dataset root (default: test)")
     parser.add_argument("--json", action="store_true", help="print the JSON report")
     parser.add_argument("--out", help="also write the JSON report to this file")
-    parser.add_argument("--ablate", action="append", default=[], choices=ABLATIONS,
-                        help="also run with this part zeroed (repeatable)")
+    parser.add_argument(
+        "--ablate", action="append", default=[], choices=ABLATIONS, help="also run with this part zeroed (repeatable)"
+    )
     parser.add_argument("--limit", type=int, help="only the first N questions")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--no-choices", action="store_true", help="skip closed-choice scoring")
@@ -82,8 +85,12 @@ def eval_parser(prog: str = "heron eval") -> argparse.ArgumentParser:
     parser.add_argument("--window-frames", type=int, help="frames per window (default: training.json)")
     parser.add_argument("--size", type=int, help="decode short side, px (default: training.json)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: the model's)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: the tiny ops run faster on one; 0 = torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: the tiny ops run faster on one; 0 = torch's default)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true")
     return parser
@@ -92,22 +99,32 @@ def eval_parser(prog: str = "heron eval") -> argparse.ArgumentParser:
 def _eval(args) -> int:
     import dataclasses
 
+    import torch
+
     import heron
     from heron.config import DecodeConfig
     from heron.train.evaluate import decode_config_of, evaluate, format_report, read_questions
 
-    import torch
-
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     decode = decode_config_of(args.model_dir) or DecodeConfig()
-    overrides = {k: v for k, v in (("fps", args.fps), ("window_frames", args.window_frames), ("size", args.size))
-                 if v is not None}
+    overrides = {
+        k: v
+        for k, v in (("fps", args.fps), ("window_frames", args.window_frames), ("size", args.size))
+        if v is not None
+    }
     decode = dataclasses.replace(decode, **overrides)
     model = heron.load_model(args.model_dir, trainable="none", device=args.device)
     questions = read_questions(args.data_dir, split=args.split, limit=args.limit)
-    report, _ = evaluate(model, questions, decode, ablations=tuple(args.ablate), batch_size=args.batch_size,
-                         score_choices=not args.no_choices, progress=not (args.quiet or args.json))
+    report, _ = evaluate(
+        model,
+        questions,
+        decode,
+        ablations=tuple(args.ablate),
+        batch_size=args.batch_size,
+        score_choices=not args.no_choices,
+        progress=not (args.quiet or args.json),
+    )
     report["model"], report["data"] = str(args.model_dir), str(args.data_dir)
     if args.out:
         with open(args.out, "w") as f:
@@ -121,8 +138,11 @@ def eval_main(argv: list[str] | None = None) -> int:
 
 
 def pretrain_parser(prog: str = "heron pretrain") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Synthetic data and tiny backbones from scratch "
-                                     "(a config's pretrain: section), before heron train.")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Synthetic data and tiny backbones from scratch "
+        "(a config's pretrain: section), before heron train.",
+    )
     parser.add_argument("config")
     parser.add_argument("--force", action="store_true", help="redo phases whose outputs exist")
     parser.add_argument("--quiet", action="store_true")
@@ -144,8 +164,12 @@ def _pretrain(args) -> int:
         torch.set_num_threads(run.train.threads)
     manifests = make_data(run, force=args.force, progress=not args.quiet)
     times = pretrain_backbones(run, manifests, force=args.force, progress=not args.quiet)
-    print("pretrained: " + ", ".join(f"{k} {v:.0f} s" if v is not None else f"{k} (already there; --force redoes it)"
-                                      for k, v in times.items()))
+    print(
+        "pretrained: "
+        + ", ".join(
+            f"{k} {v:.0f} s" if v is not None else f"{k} (already there; --force redoes it)" for k, v in times.items()
+        )
+    )
     return 0
 
 
@@ -154,8 +178,11 @@ def pretrain_main(argv: list[str] | None = None) -> int:
 
 
 def demo_model_parser(prog: str = "heron demo-model") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Build the demo model from scratch: data, tiny "
-                                     "backbones, stage 1, stage 2, evaluation (make demo-model).")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Build the demo model from scratch: data, tiny "
+        "backbones, stage 1, stage 2, evaluation (make demo-model).",
+    )
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--force", action="store_true", help="redo every phase, ignoring earlier outputs")
     parser.add_argument("--quiet", action="store_true")

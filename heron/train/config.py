@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from heron.config import ModelConfig, from_dict, read_yaml
+from heron.config import DecodeConfig, ModelConfig, from_dict, read_yaml
 from heron.errors import ConfigError
-from heron.config import DecodeConfig
 
 Trainable = Literal["connector", "end_to_end"]
 LabelMode = Literal["answers", "text"]
@@ -76,7 +75,9 @@ class StageConfig:
     # the tanh gates (attn_gate, ff_gate) start at 0 and scale the gradient of everything behind
     # them, so in a short run they stay nearly shut unless they learn faster (docs/training.md).
     lr_multipliers: dict[str, float] = field(default_factory=dict)
-    no_weight_decay: list[str] = field(default_factory=lambda: ["time_embeddings", "spatial_values.space", "resampler.latents"])
+    no_weight_decay: list[str] = field(
+        default_factory=lambda: ["time_embeddings", "spatial_values.space", "resampler.latents"]
+    )
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
     eval_every: int = 0  # steps between validation runs; 0 = only at the end
@@ -179,8 +180,10 @@ def load_run_config(path: str | Path) -> RunConfig:
             raise ConfigError(f"{path} has no '{section}:' section")
     model = from_dict(ModelConfig, data["model"], f"{path.name}:model")
     train = from_dict(TrainConfig, data["train"], f"{path.name}:train")
-    train.stages = [from_dict(StageConfig, s, f"{path.name}:train.stages[{i}]") if isinstance(s, dict) else s
-                    for i, s in enumerate(train.stages)]
+    train.stages = [
+        from_dict(StageConfig, s, f"{path.name}:train.stages[{i}]") if isinstance(s, dict) else s
+        for i, s in enumerate(train.stages)
+    ]
     if not train.stages:
         raise ConfigError(f"{path.name}:train.stages is empty; give at least one stage")
     names = [s.name for s in train.stages]

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from heron.config import DecodeConfig
 from heron.data.atomic import atomic_path
 from heron.errors import ConfigError, MediaCountMismatchError, PromptTooLongError
 from heron.models.tokenizer import END_OF_CHUNK_TOKEN, IMAGE_TOKEN
-from heron.config import DecodeConfig
 from heron.pipeline.decode import VideoDecoder, output_size
 from heron.pipeline.prompts import question_prompt
 
@@ -67,8 +67,10 @@ def read_samples(path: str | Path) -> list[InterleavedSample]:
     """Parse and check an interleaved JSONL file; media paths become absolute."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"training data {path} does not exist; write it with heron.train.dataset.write_qa_samples or "
-                          "write_caption_samples (the demo recipe writes train.data.train and train.data.captions)")
+        raise ConfigError(
+            f"training data {path} does not exist; write it with heron.train.dataset.write_qa_samples or "
+            "write_caption_samples (the demo recipe writes train.data.train and train.data.captions)"
+        )
     samples = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
@@ -102,8 +104,11 @@ def _media_ref(item: dict, root: Path, where: str) -> MediaRef:
     if "image" in item:
         return MediaRef(image=os.path.normpath(root / item["image"]))
     start, end = item.get("start"), item.get("end")
-    return MediaRef(video=os.path.normpath(root / item["video"]), start=None if start is None else float(start),
-                    end=None if end is None else float(end))
+    return MediaRef(
+        video=os.path.normpath(root / item["video"]),
+        start=None if start is None else float(start),
+        end=None if end is None else float(end),
+    )
 
 
 # --- labels ------------------------------------------------------------------------------------
@@ -114,7 +119,9 @@ def answer_spans(text: str) -> list[tuple[int, int]]:
     return [(m.start(1), m.end()) for m in _ANSWER.finditer(text)]
 
 
-def tokenize_sample(tokenizer, text: str, *, labels: str = "answers", image_token_id: int) -> tuple[list[int], list[int]]:
+def tokenize_sample(
+    tokenizer, text: str, *, labels: str = "answers", image_token_id: int
+) -> tuple[list[int], list[int]]:
     """Token ids and labels of one sample's text, tokenised exactly as ``HeronModel.prepare`` does.
 
     ``labels="answers"``: tokens that start inside an answer span keep their id, the rest get
@@ -152,8 +159,19 @@ class MediaLoader:
     def key(self, ref: MediaRef) -> str:
         stat = os.stat(ref.path)
         settings = {k: v for k, v in asdict(self.decode).items() if k != "url_timeout_s"}
-        blob = json.dumps([os.path.abspath(ref.path), stat.st_size, stat.st_mtime_ns, ref.start, ref.end,
-                           ref.image is not None, settings], sort_keys=True, default=str)
+        blob = json.dumps(
+            [
+                os.path.abspath(ref.path),
+                stat.st_size,
+                stat.st_mtime_ns,
+                ref.start,
+                ref.end,
+                ref.image is not None,
+                settings,
+            ],
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha1(blob.encode()).hexdigest()[:20]
 
     def windows(self, ref: MediaRef) -> list[np.ndarray]:
@@ -191,8 +209,9 @@ def _read_image(path: str, size) -> np.ndarray:
     except (av.error.FFmpegError, StopIteration) as error:
         raise ConfigError(f"cannot read image {path}: {error}") from None
     height, width = output_size(image.shape[2], image.shape[1], size)
-    resized = torch.nn.functional.interpolate(image[None].float(), size=(height, width), mode="bilinear",
-                                              antialias=True, align_corners=False)
+    resized = torch.nn.functional.interpolate(
+        image[None].float(), size=(height, width), mode="bilinear", antialias=True, align_corners=False
+    )
     return resized[0].round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
 
 
@@ -225,8 +244,15 @@ class InterleavedDataset:
     ``labels`` is the label mode of samples that do not name their own (a record's ``"labels"``).
     """
 
-    def __init__(self, paths: str | Path | list[str | Path], tokenizer, loader: MediaLoader, *,
-                 labels: str = "answers", max_length: int | None = None):
+    def __init__(
+        self,
+        paths: str | Path | list[str | Path],
+        tokenizer,
+        loader: MediaLoader,
+        *,
+        labels: str = "answers",
+        max_length: int | None = None,
+    ):
         self.paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
         if not self.paths:
             raise ConfigError("no training data files given")
@@ -234,8 +260,10 @@ class InterleavedDataset:
         self.samples = [sample for path in self.paths for sample in read_samples(path)]
         self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
         self._keys: dict[MediaRef, str] = {}
-        self.tokens = [tokenize_sample(tokenizer, s.text, labels=s.labels or labels, image_token_id=self.image_token_id)
-                       for s in self.samples]
+        self.tokens = [
+            tokenize_sample(tokenizer, s.text, labels=s.labels or labels, image_token_id=self.image_token_id)
+            for s in self.samples
+        ]
         longest = max(len(ids) for ids, _ in self.tokens)
         if max_length is not None and longest > max_length:
             raise PromptTooLongError(longest, max_length)
@@ -300,8 +328,15 @@ def qa_text(turns: list[tuple[str, str]]) -> str:
     return f"{question_prompt(question, history)} {answer}{END_OF_CHUNK_TOKEN}"
 
 
-def write_qa_samples(manifest: str | Path, out: str | Path, *, seed: int = 0, clips_per_sample: int = 1,
-                     dense: bool = False, max_turns: int | None = None) -> Path:
+def write_qa_samples(
+    manifest: str | Path,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    clips_per_sample: int = 1,
+    dense: bool = False,
+    max_turns: int | None = None,
+) -> Path:
     """Turn a QA manifest (heron.data.synthetic format) into interleaved training samples.
 
     Each clip's questions become one media item followed by its turns, in a random order (seeded),
@@ -341,8 +376,13 @@ def write_qa_samples(manifest: str | Path, out: str | Path, *, seed: int = 0, cl
         for p in range(parts):
             chunks.append((clip_id if parts == 1 else f"{clip_id}.{p}", media, qa_text(turns[p::parts])))
     groups = [chunks[i : i + clips_per_sample] for i in range(0, len(chunks), clips_per_sample)]
-    return _write_jsonl(out, ({"id": "+".join(c[0] for c in group), "media": [c[1] for c in group],
-                               "text": "".join(c[2] for c in group)} for group in groups))
+    return _write_jsonl(
+        out,
+        (
+            {"id": "+".join(c[0] for c in group), "media": [c[1] for c in group], "text": "".join(c[2] for c in group)}
+            for group in groups
+        ),
+    )
 
 
 def write_caption_samples(manifest: str | Path, out: str | Path) -> Path:
@@ -361,8 +401,9 @@ def write_caption_samples(manifest: str | Path, out: str | Path) -> Path:
         clip = json.loads(line)
         media = {"video": os.path.join(relative, clip["video"]), "start": clip["start"], "end": clip["end"]}
         text = f"{IMAGE_TOKEN}{make_caption(ClipMetadata.from_dict(clip))}{END_OF_CHUNK_TOKEN}"
-        records.append({"id": f"{clip['split']}-{clip['clip']:06d}-caption", "media": [media], "text": text,
-                        "labels": "text"})
+        records.append(
+            {"id": f"{clip['split']}-{clip['clip']:06d}-caption", "media": [media], "text": text, "labels": "text"}
+        )
     return _write_jsonl(out, records)
 
 

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from heron.config import DecodeConfig
 from heron.data.synthetic.config import NUMBER_WORDS
 from heron.errors import ConfigError
 from heron.models.heron_model import HeronModel
-from heron.config import DecodeConfig
 from heron.pipeline.prompts import question_prompt
 from heron.train.dataset import IGNORE_INDEX, MediaLoader, MediaRef, qa_text, tokenize_sample
 
@@ -73,8 +73,16 @@ def read_questions(data: str | Path, *, split: str = "test", limit: int | None =
             continue
         item = json.loads(line)
         media = MediaRef(video=str(path.parent / item["video"]), start=item.get("start"), end=item.get("end"))
-        out.append(Question(item["id"], media, item["question"], item["answer"], item.get("category", "all"),
-                            tuple(item.get("choices", ()))))
+        out.append(
+            Question(
+                item["id"],
+                media,
+                item["question"],
+                item["answer"],
+                item.get("category", "all"),
+                tuple(item.get("choices", ())),
+            )
+        )
         if limit is not None and len(out) >= limit:
             break
     return out
@@ -124,9 +132,11 @@ def _summary(rows: list[dict]) -> dict:
         "n": n,
         "accuracy": round(sum(r["correct"] for r in rows) / n, 4) if n else None,
         "choice_accuracy": round(sum(r["choice_correct"] for r in rows) / n, 4)
-        if n and all(r["choice_correct"] is not None for r in rows) else None,
+        if n and all(r["choice_correct"] is not None for r in rows)
+        else None,
         "chance": round(float(np.mean([1 / len(r["choices"]) for r in rows])), 4)
-        if n and all(r["choices"] for r in rows) else None,
+        if n and all(r["choices"] for r in rows)
+        else None,
         "answers_outside_choices": round(sum(r["outside"] for r in rows) / n, 4) if n else None,
     }
 
@@ -145,9 +155,16 @@ def summarize(rows: list[dict]) -> dict:
 
 
 @torch.no_grad()
-def answer_questions(model: HeronModel, questions: list[Question], loader: MediaLoader, *,
-                     batch_size: int = 64, max_new_tokens: int = 8, score_choices: bool = True,
-                     progress: bool = False) -> list[dict]:
+def answer_questions(
+    model: HeronModel,
+    questions: list[Question],
+    loader: MediaLoader,
+    *,
+    batch_size: int = 64,
+    max_new_tokens: int = 8,
+    score_choices: bool = True,
+    progress: bool = False,
+) -> list[dict]:
     """One row per question: generated text, correctness, closed-choice answer."""
     from tqdm import tqdm
 
@@ -157,18 +174,28 @@ def answer_questions(model: HeronModel, questions: list[Question], loader: Media
     for start in tqdm(range(0, len(questions), batch_size), disable=not progress, desc="eval", unit="batch"):
         part = questions[start : start + batch_size]
         latents = [clips(q.media) for q in part]
-        texts = model.generate([question_prompt(q.question) for q in part], [[lat] for lat in latents],
-                               max_new_tokens=max_new_tokens)
+        texts = model.generate(
+            [question_prompt(q.question) for q in part], [[lat] for lat in latents], max_new_tokens=max_new_tokens
+        )
         picks = _score_choices(model, part, latents) if score_choices else [None] * len(part)
         for q, text, pick in zip(part, texts, picks):
             generated = normalize_answer(text)
             expected = normalize_answer(q.answer)
-            rows.append({
-                "id": q.id, "category": q.category, "group": q.group, "question": q.question,
-                "answer": q.answer, "generated": text.strip(), "correct": generated == expected,
-                "choices": list(q.choices), "outside": bool(q.choices) and generated not in map(normalize_answer, q.choices),
-                "choice": pick, "choice_correct": None if pick is None else pick == q.answer,
-            })
+            rows.append(
+                {
+                    "id": q.id,
+                    "category": q.category,
+                    "group": q.group,
+                    "question": q.question,
+                    "answer": q.answer,
+                    "generated": text.strip(),
+                    "correct": generated == expected,
+                    "choices": list(q.choices),
+                    "outside": bool(q.choices) and generated not in map(normalize_answer, q.choices),
+                    "choice": pick,
+                    "choice_correct": None if pick is None else pick == q.answer,
+                }
+            )
     return rows
 
 
@@ -177,8 +204,14 @@ def _score_choices(model: HeronModel, part: list[Question], latents: list[torch.
     rows, owners = [], []
     for i, q in enumerate(part):
         for choice in q.choices:
-            rows.append(tokenize_sample(model.tokenizer, qa_text([(q.question, choice)]), labels="answers",
-                                        image_token_id=model.image_token_id))
+            rows.append(
+                tokenize_sample(
+                    model.tokenizer,
+                    qa_text([(q.question, choice)]),
+                    labels="answers",
+                    image_token_id=model.image_token_id,
+                )
+            )
             owners.append((i, choice))
     if not rows:
         return [None] * len(part)
@@ -202,17 +235,26 @@ def _score_choices(model: HeronModel, part: list[Question], latents: list[torch.
     return [best[i][1] if i in best else None for i in range(len(part))]
 
 
-def evaluate(model: HeronModel, questions: list[Question], decode: DecodeConfig, *, ablations: tuple[str, ...] = (),
-             batch_size: int = 64, score_choices: bool = True, cache_dir: str | None = None,
-             progress: bool = False) -> tuple[dict, list[dict]]:
+def evaluate(
+    model: HeronModel,
+    questions: list[Question],
+    decode: DecodeConfig,
+    *,
+    ablations: tuple[str, ...] = (),
+    batch_size: int = 64,
+    score_choices: bool = True,
+    cache_dir: str | None = None,
+    progress: bool = False,
+) -> tuple[dict, list[dict]]:
     """Report (overall / per category / per colour-vs-shape attribute, and each ablation) and rows."""
     unknown = set(ablations) - set(ABLATIONS)
     if unknown:
         raise ConfigError(f"unknown ablation(s) {sorted(unknown)}; known: {', '.join(ABLATIONS)}")
     clock = time.perf_counter()
     loader = MediaLoader(decode, cache_dir)
-    rows = answer_questions(model, questions, loader, batch_size=batch_size, score_choices=score_choices,
-                            progress=progress)
+    rows = answer_questions(
+        model, questions, loader, batch_size=batch_size, score_choices=score_choices, progress=progress
+    )
     report = {
         "metric": "generation accuracy: greedy answer to question_prompt(question), normalised, equals the answer",
         "questions": len(questions),
@@ -223,8 +265,9 @@ def evaluate(model: HeronModel, questions: list[Question], decode: DecodeConfig,
     }
     for name in ablations:
         with time_embeddings_zeroed(model):
-            ablated = answer_questions(model, questions, loader, batch_size=batch_size,
-                                       score_choices=score_choices, progress=progress)
+            ablated = answer_questions(
+                model, questions, loader, batch_size=batch_size, score_choices=score_choices, progress=progress
+            )
         report["ablations"][name] = summarize(ablated)
     report["seconds"] = round(time.perf_counter() - clock, 1)
     return report, rows
@@ -240,13 +283,16 @@ def decode_config_of(model_dir: str | Path) -> DecodeConfig | None:
 
 def format_report(report: dict) -> str:
     """A plain-text table of a report (what ``heron eval`` prints without --json)."""
+
     def line(name: str, s: dict) -> str:
         choice = f"{s['choice_accuracy']:.3f}" if s.get("choice_accuracy") is not None else "  -  "
         chance = f"{s['chance']:.3f}" if s.get("chance") is not None else "  -  "
         return f"  {name:<18} {s['n']:>6} {s['accuracy']:>9.3f} {choice:>9} {chance:>7}"
 
     out = []
-    for title, block in [("", report)] + [(f" (ablation: {k} zeroed)", v) for k, v in report.get("ablations", {}).items()]:
+    for title, block in [("", report)] + [
+        (f" (ablation: {k} zeroed)", v) for k, v in report.get("ablations", {}).items()
+    ]:
         out.append(f"accuracy{title}")
         out.append(f"  {'category':<18} {'n':>6} {'generated':>9} {'choice':>9} {'chance':>7}")
         for name, s in list(block["categories"].items()) + list(block["subcategories"].items()):

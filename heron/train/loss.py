@@ -27,6 +27,7 @@ def flamingo_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
         raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} are not aligned")
     predicted = logits[:, :-1].float()  # [B, L-1, V]; fp32 for a stable log-softmax under autocast
     target = labels[:, 1:].to(logits.device)  # [B, L-1]
-    total = F.cross_entropy(predicted.reshape(-1, predicted.shape[-1]), target.reshape(-1),
-                            ignore_index=IGNORE_INDEX, reduction="sum")
+    total = F.cross_entropy(
+        predicted.reshape(-1, predicted.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
+    )
     return total, int((target != IGNORE_INDEX).sum())

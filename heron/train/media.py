@@ -19,8 +19,14 @@ from heron.train.dataset import MediaLoader, MediaRef
 
 
 class MediaEncoder:
-    def __init__(self, model: HeronModel, loader: MediaLoader, *, cache_features: bool = True,
-                 features: dict[str, list[torch.Tensor]] | None = None):
+    def __init__(
+        self,
+        model: HeronModel,
+        loader: MediaLoader,
+        *,
+        cache_features: bool = True,
+        features: dict[str, list[torch.Tensor]] | None = None,
+    ):
         """``features``: a cache to share (stages of one run use the same frozen tower)."""
         self.model, self.loader, self.cache_features = model, loader, cache_features
         # media key -> the tower's features of each window, [T, S, d] on the CPU
@@ -34,8 +40,12 @@ class MediaEncoder:
         use_cache = self.cache_features and self._tower_frozen()
         if use_cache:
             self._fill_cache([item for items in media for item in items])
-        windows = [(b, m, w, win) for b, items in enumerate(media) for m, (key, ref) in enumerate(items)
-                   for w, win in enumerate(self._features[key] if use_cache else self.loader.windows(ref))]
+        windows = [
+            (b, m, w, win)
+            for b, items in enumerate(media)
+            for m, (key, ref) in enumerate(items)
+            for w, win in enumerate(self._features[key] if use_cache else self.loader.windows(ref))
+        ]
         latents = self._encode([win for *_, win in windows], features=use_cache)
         per_item: dict[tuple[int, int], list[torch.Tensor]] = defaultdict(list)
         for (b, m, _, _), lat in zip(windows, latents):

@@ -36,12 +36,11 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from heron.config import VisionConfig
+from heron.config import DecodeConfig, VisionConfig
 from heron.data.synthetic import ClipMetadata, make_frame_caption
 from heron.encoders.preprocess import preprocess
 from heron.encoders.vision import preprocess_settings
-from heron.models.tokenizer import EOS_TOKEN, PAD_TOKEN, END_OF_CHUNK_TOKEN, IMAGE_TOKEN
-from heron.config import DecodeConfig
+from heron.models.tokenizer import END_OF_CHUNK_TOKEN, EOS_TOKEN, IMAGE_TOKEN, PAD_TOKEN
 from heron.train.config import LMPretrainConfig, VisionPretrainConfig
 from heron.train.dataset import MediaLoader, MediaRef
 from heron.train.schedule import warmup_cosine
@@ -64,7 +63,11 @@ def train_tokenizer(texts: list[str], out: str | Path, *, lowercase: bool = True
 
     core.train_from_iterator(texts, WordLevelTrainer(special_tokens=SPECIAL_TOKENS, min_frequency=1))
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, eos_token=EOS_TOKEN, bos_token=EOS_TOKEN, pad_token=PAD_TOKEN, unk_token=UNK_TOKEN,
+        tokenizer_object=core,
+        eos_token=EOS_TOKEN,
+        bos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        unk_token=UNK_TOKEN,
         additional_special_tokens=[END_OF_CHUNK_TOKEN, IMAGE_TOKEN],
     )
     tokenizer.padding_side = "left"
@@ -75,14 +78,20 @@ def train_tokenizer(texts: list[str], out: str | Path, *, lowercase: bool = True
 # --- language model ------------------------------------------------------------------------------
 
 
-def pretrain_lm(cfg: LMPretrainConfig, tokenizer: PreTrainedTokenizerFast, texts: list[str], *,
-                seed: int = 0, progress: bool = True) -> Path:
+def pretrain_lm(
+    cfg: LMPretrainConfig, tokenizer: PreTrainedTokenizerFast, texts: list[str], *, seed: int = 0, progress: bool = True
+) -> Path:
     """Train a causal LM from config on ``texts`` (every token scored); save it and the tokenizer."""
     torch.manual_seed(seed)
     ids = [tokenizer(t)["input_ids"] + [tokenizer.eos_token_id] for t in texts]
     longest = max(len(x) for x in ids)
-    init = {**cfg.init, "vocab_size": len(tokenizer), "bos_token_id": tokenizer.eos_token_id,
-            "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    init = {
+        **cfg.init,
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.eos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(cfg.architecture, **init))
     context = getattr(lm.config, "n_positions", None) or getattr(lm.config, "max_position_embeddings", 0)
     if longest > context:
@@ -110,16 +119,24 @@ def pretrain_lm(cfg: LMPretrainConfig, tokenizer: PreTrainedTokenizerFast, texts
     lm.eval()
     lm.save_pretrained(cfg.out)
     tokenizer.save_pretrained(cfg.out)
-    (Path(cfg.out) / "pretrain.json").write_text(json.dumps({"final_loss": round(loss.item(), 5), "steps": cfg.steps,
-                                                              "texts": len(texts)}))
+    (Path(cfg.out) / "pretrain.json").write_text(
+        json.dumps({"final_loss": round(loss.item(), 5), "steps": cfg.steps, "texts": len(texts)})
+    )
     return Path(cfg.out)
 
 
 # --- vision tower --------------------------------------------------------------------------------
 
 
-def frame_caption_pairs(clips_file: str | Path, decode: DecodeConfig, *, limit: int, cache_dir: str | None = None,
-                        grid: int = 3, progress: bool = True) -> tuple[np.ndarray, list[str]]:
+def frame_caption_pairs(
+    clips_file: str | Path,
+    decode: DecodeConfig,
+    *,
+    limit: int,
+    cache_dir: str | None = None,
+    grid: int = 3,
+    progress: bool = True,
+) -> tuple[np.ndarray, list[str]]:
     """Decoded frames uint8 [N, H, W, 3] of the first ``limit`` clips and what each one shows.
 
     A sampled frame at time t (seconds from the clip start) is frame round(t * clip fps) of the
@@ -132,8 +149,9 @@ def frame_caption_pairs(clips_file: str | Path, decode: DecodeConfig, *, limit: 
     for line in tqdm(lines, desc="frames for vision pretraining", disable=not progress, unit="clip"):
         record = json.loads(line)
         meta = ClipMetadata.from_dict(record)
-        windows = loader.windows(MediaRef(video=str(clips_file.parent / record["video"]),
-                                          start=record["start"], end=record["end"]))
+        windows = loader.windows(
+            MediaRef(video=str(clips_file.parent / record["video"]), start=record["start"], end=record["end"])
+        )
         clip_frames = np.concatenate(windows)
         for k, frame in enumerate(clip_frames):
             index = min(meta.config.num_frames - 1, round(k / decode.fps * meta.config.fps))
@@ -147,16 +165,30 @@ def _clip_loss(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, sam
     image, text = F.normalize(image, dim=-1), F.normalize(text, dim=-1)
     logits = scale.exp().clamp(max=100) * image @ text.T  # [N, N]
     target = same.float() / same.float().sum(-1, keepdim=True)
-    return 0.5 * (torch.sum(-target * logits.log_softmax(-1), -1).mean()
-                  + torch.sum(-target * logits.T.log_softmax(-1), -1).mean())
+    return 0.5 * (
+        torch.sum(-target * logits.log_softmax(-1), -1).mean()
+        + torch.sum(-target * logits.T.log_softmax(-1), -1).mean()
+    )
 
 
-def pretrain_vision(cfg: VisionPretrainConfig, tokenizer: PreTrainedTokenizerFast, frames: np.ndarray,
-                    captions: list[str], *, seed: int = 0, progress: bool = True) -> Path:
+def pretrain_vision(
+    cfg: VisionPretrainConfig,
+    tokenizer: PreTrainedTokenizerFast,
+    frames: np.ndarray,
+    captions: list[str],
+    *,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
     """Contrastive pretraining of a CLIP (vision + text) from config; saves the vision tower."""
     torch.manual_seed(seed)
-    text_config = {**cfg.text_init, "vocab_size": len(tokenizer), "eos_token_id": tokenizer.eos_token_id,
-                   "pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.eos_token_id}
+    text_config = {
+        **cfg.text_init,
+        "vocab_size": len(tokenizer),
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.eos_token_id,
+    }
     clip = CLIPModel(CLIPConfig(text_config=text_config, vision_config=cfg.init, projection_dim=cfg.projection_dim))
     # The exact preprocessing Heron applies to this tower (heron.encoders.vision), defaults of CLIP.
     settings = preprocess_settings(VisionConfig(kind="clip", image_size=clip.config.vision_config.image_size), clip)
@@ -190,6 +222,9 @@ def pretrain_vision(cfg: VisionPretrainConfig, tokenizer: PreTrainedTokenizerFas
     tower.load_state_dict(clip.vision_model.state_dict())  # strict: the same tower, now on its own
     tower.eval()
     tower.save_pretrained(cfg.out)
-    (Path(cfg.out) / "pretrain.json").write_text(json.dumps({"final_loss": round(loss.item(), 5), "steps": cfg.steps,
-                                                              "frames": len(frames), "captions": len(vocab)}))
+    (Path(cfg.out) / "pretrain.json").write_text(
+        json.dumps(
+            {"final_loss": round(loss.item(), 5), "steps": cfg.steps, "frames": len(frames), "captions": len(vocab)}
+        )
+    )
     return Path(cfg.out)

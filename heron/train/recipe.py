@@ -19,8 +19,8 @@ import torch
 
 from heron.data.synthetic import ClipConfig, ClipMetadata, generate_dataset, make_caption, make_frame_caption
 from heron.errors import ConfigError
-from heron.train.config import RunConfig, load_run_config
 from heron.models.tokenizer import IMAGE_TOKEN
+from heron.train.config import RunConfig, load_run_config
 from heron.train.dataset import qa_text, write_caption_samples, write_qa_samples
 from heron.train.evaluate import evaluate, format_report, read_questions
 
@@ -38,15 +38,27 @@ def make_data(run: RunConfig, *, force: bool = False, progress: bool = True) -> 
     clip = ClipConfig(size=data.size, num_frames=data.frames, fps=data.fps)
     root = Path(data.out)
     stamp = root / "generated.json"
-    wanted = {"seed": data.seed, "train": data.train_clips, "val": data.val_clips, "test": data.test_clips,
-              "size": data.size, "frames": data.frames, "fps": data.fps}
+    wanted = {
+        "seed": data.seed,
+        "train": data.train_clips,
+        "val": data.val_clips,
+        "test": data.test_clips,
+        "size": data.size,
+        "frames": data.frames,
+        "fps": data.fps,
+    }
     if force or not stamp.exists() or json.loads(stamp.read_text()) != wanted:
         for split, n in (("train", data.train_clips), ("val", data.val_clips), ("test", data.test_clips)):
             generate_dataset(root, n, data.seed, split=split, clip=clip, progress=progress)
         stamp.write_text(json.dumps(wanted))
     manifests = {split: root / split / "manifest.jsonl" for split in ("train", "val", "test")}
-    write_qa_samples(manifests["train"], run.train.data.train, seed=run.train.seed,
-                     dense=run.train.data.dense_questions, max_turns=run.train.data.max_turns)
+    write_qa_samples(
+        manifests["train"],
+        run.train.data.train,
+        seed=run.train.seed,
+        dense=run.train.data.dense_questions,
+        max_turns=run.train.data.max_turns,
+    )
     if run.train.data.captions:
         write_caption_samples(manifests["train"], run.train.data.captions)
     if run.train.data.val:
@@ -82,13 +94,14 @@ def text_corpus(manifest: str | Path, *, seed: int = 0, grid: int = 3) -> tuple[
         texts.append(caption)
         if dialogue:
             texts.append(dialogue)
-            texts.append(f"{IMAGE_TOKEN}{caption} {dialogue[len(IMAGE_TOKEN):]}")
+            texts.append(f"{IMAGE_TOKEN}{caption} {dialogue[len(IMAGE_TOKEN) :]}")
         frame_captions.update(make_frame_caption(meta, t, grid=grid) for t in range(meta.config.num_frames))
     return texts, sorted(frame_captions)
 
 
-def pretrain_backbones(run: RunConfig, manifests: dict[str, Path], *, force: bool = False,
-                       progress: bool = True) -> dict[str, float | None]:
+def pretrain_backbones(
+    run: RunConfig, manifests: dict[str, Path], *, force: bool = False, progress: bool = True
+) -> dict[str, float | None]:
     """Tokenizer, LM and vision tower from scratch into the folders the model config names.
 
     Returns the seconds each took; None for one whose output was already there (reused)."""
@@ -97,9 +110,13 @@ def pretrain_backbones(run: RunConfig, manifests: dict[str, Path], *, force: boo
     from heron.train.pretrain import frame_caption_pairs, pretrain_lm, pretrain_vision, train_tokenizer
 
     pre = run.pretrain
-    if not _same_path(run.model.lm.name_or_path, pre.lm.out) or not _same_path(run.model.vision.name_or_path, pre.vision.out):
-        raise ConfigError(f"{run.source}: model.lm.name_or_path / model.vision.name_or_path must be the pretrain "
-                          f"outputs ({pre.lm.out}, {pre.vision.out}) so the model loads the backbones made here")
+    if not _same_path(run.model.lm.name_or_path, pre.lm.out) or not _same_path(
+        run.model.vision.name_or_path, pre.vision.out
+    ):
+        raise ConfigError(
+            f"{run.source}: model.lm.name_or_path / model.vision.name_or_path must be the pretrain "
+            f"outputs ({pre.lm.out}, {pre.vision.out}) so the model loads the backbones made here"
+        )
     times: dict[str, float | None] = {"tokenizer": None, "lm": None, "vision": None}
     clips_file = manifests["train"].parent / "clips.jsonl"
     clock = time.perf_counter()
@@ -114,9 +131,14 @@ def pretrain_backbones(run: RunConfig, manifests: dict[str, Path], *, force: boo
         times["lm"] = time.perf_counter() - clock
     clock = time.perf_counter()
     if force or not (Path(pre.vision.out) / "pretrain.json").exists():
-        frames, captions = frame_caption_pairs(clips_file, run.train.data.decode_config(), limit=pre.vision.clips,
-                                               cache_dir=run.train.data.frame_cache, grid=pre.vision.caption_grid,
-                                               progress=progress)
+        frames, captions = frame_caption_pairs(
+            clips_file,
+            run.train.data.decode_config(),
+            limit=pre.vision.clips,
+            cache_dir=run.train.data.frame_cache,
+            grid=pre.vision.caption_grid,
+            progress=progress,
+        )
         pretrain_vision(pre.vision, tokenizer, frames, captions, seed=run.train.seed, progress=progress)
         times["vision"] = time.perf_counter() - clock
     return times
@@ -136,7 +158,9 @@ def build_demo_model(config: str | Path, *, force: bool = False, progress: bool 
     clock = time.perf_counter()
     manifests = make_data(run, force=force, progress=progress)
     times["data"] = time.perf_counter() - clock
-    times.update({f"pretrain_{k}": v for k, v in pretrain_backbones(run, manifests, force=force, progress=progress).items()})
+    times.update(
+        {f"pretrain_{k}": v for k, v in pretrain_backbones(run, manifests, force=force, progress=progress).items()}
+    )
     clock = time.perf_counter()
     trainer = Trainer(run)
     final = trainer.fit(resume=not force)
@@ -148,10 +172,16 @@ def build_demo_model(config: str | Path, *, force: bool = False, progress: bool 
     times["eval"] = time.perf_counter() - clock
     times["total"] = time.perf_counter() - started
     # seconds: null = that phase's output was already in build/ and was reused (see its own run)
-    recipe = {"config": str(config), "seconds": {k: None if v is None else round(v, 1) for k, v in times.items()},
-              "machine": {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                          "platform": platform.platform(),
-                          "cuda": torch.cuda.is_available()}}
+    recipe = {
+        "config": str(config),
+        "seconds": {k: None if v is None else round(v, 1) for k, v in times.items()},
+        "machine": {
+            "cpu_cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "cuda": torch.cuda.is_available(),
+        },
+    }
     (model_dir / RECIPE_FILE).write_text(json.dumps(recipe, indent=1))
     print(format_report(report))
     print(f"demo model written to {model_dir} in {times['total'] / 60:.1f} min")
@@ -164,8 +194,9 @@ def evaluate_dir(model_dir: Path, manifest: Path, run: RunConfig, *, progress: b
 
     model = heron.load_model(model_dir, trainable="none", device=run.train.device)
     questions = read_questions(manifest)
-    report, _ = evaluate(model, questions, run.train.data.decode_config(), ablations=("time-embeddings",),
-                         progress=progress)
+    report, _ = evaluate(
+        model, questions, run.train.data.decode_config(), ablations=("time-embeddings",), progress=progress
+    )
     report["model"], report["data"] = str(model_dir), str(manifest)
     (model_dir / "eval.json").write_text(json.dumps(report, indent=1))
     return report

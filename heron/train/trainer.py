@@ -29,8 +29,8 @@ from tqdm import tqdm
 
 from heron.config import CrossAttentionConfig, ModelConfig, ResamplerConfig
 from heron.errors import ConfigError, StageMismatchError
-from heron.models.heron_model import HeronModel
 from heron.models.building import CONFIG_FILE, resolve_device
+from heron.models.heron_model import HeronModel
 from heron.models.loading import load_model, save_pretrained
 from heron.train.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from heron.train.config import RunConfig, StageConfig
@@ -56,9 +56,10 @@ def make_optimizer(model: torch.nn.Module, stage: StageConfig) -> torch.optim.Ad
         mult = next((m for pattern, m in stage.lr_multipliers.items() if pattern in name), 1.0)
         decay = param.ndim >= 2 and not any(pattern in name for pattern in stage.no_weight_decay)
         groups.setdefault((mult, decay), []).append(param)
-    param_groups = [{"params": params, "lr": stage.lr * mult, "lr_mult": mult,
-                     "weight_decay": stage.weight_decay if decay else 0.0}
-                    for (mult, decay), params in sorted(groups.items())]
+    param_groups = [
+        {"params": params, "lr": stage.lr * mult, "lr_mult": mult, "weight_decay": stage.weight_decay if decay else 0.0}
+        for (mult, decay), params in sorted(groups.items())
+    ]
     return torch.optim.AdamW(param_groups, lr=stage.lr, betas=tuple(stage.betas), foreach=False)
 
 
@@ -69,15 +70,20 @@ class StageRun:
         self.trainer, self.index, self.init = trainer, index, init
         self.stage: StageConfig = trainer.cfg.stages[index]
         self.dir = Path(trainer.cfg.output_dir) / self.stage.name
-        self.model: HeronModel = load_model(init, device=str(trainer.device), dtype="float32",
-                                            trainable=self.stage.trainable)
+        self.model: HeronModel = load_model(
+            init, device=str(trainer.device), dtype="float32", trainable=self.stage.trainable
+        )
         data = trainer.cfg.data
         self.loader = MediaLoader(data.decode_config(), data.frame_cache)
-        self.train_set = InterleavedDataset(self.stage.train or [data.train], self.model.tokenizer, self.loader, labels=data.labels,
-                                            max_length=self.model.max_context)
+        self.train_set = InterleavedDataset(
+            self.stage.train or [data.train],
+            self.model.tokenizer,
+            self.loader,
+            labels=data.labels,
+            max_length=self.model.max_context,
+        )
         val = self.stage.val or data.val
-        self.val_set = (InterleavedDataset(val, self.model.tokenizer, self.loader, labels=data.labels)
-                        if val else None)
+        self.val_set = InterleavedDataset(val, self.model.tokenizer, self.loader, labels=data.labels) if val else None
         self.media = trainer.media_encoder(self.model, self.loader)
         self.optimizer = make_optimizer(self.model, self.stage)
         self.order = SampleOrder(len(self.train_set), trainer.cfg.seed + 1000 * index)
@@ -95,8 +101,13 @@ class StageRun:
         with self._autocast():
             media, media_mask = self.media(batch.media)
             device = self.model.device
-            out = self.model(batch.input_ids.to(device), batch.attention_mask.to(device), media,
-                             labels=batch.labels.to(device), media_mask=media_mask)
+            out = self.model(
+                batch.input_ids.to(device),
+                batch.attention_mask.to(device),
+                media,
+                labels=batch.labels.to(device),
+                media_mask=media_mask,
+            )
             return flamingo_loss(out.logits, out.labels)
 
     def step(self) -> float:
@@ -104,8 +115,9 @@ class StageRun:
         stage = self.stage
         batches = [self.train_set.batch(self.order.take(stage.batch_size)) for _ in range(stage.grad_accumulation)]
         tokens = max(1, sum(b.label_count for b in batches))
-        scale = warmup_cosine(self.state.step, total=stage.steps, warmup=stage.warmup_steps,
-                              min_ratio=stage.min_lr_ratio)
+        scale = warmup_cosine(
+            self.state.step, total=stage.steps, warmup=stage.warmup_steps, min_ratio=stage.min_lr_ratio
+        )
         for group in self.optimizer.param_groups:
             group["lr"] = stage.lr * group.get("lr_mult", 1.0) * scale
         total = 0.0
@@ -166,8 +178,9 @@ class StageRun:
 
     def checkpoint(self) -> Path:
         self.state.order = self.order.state()
-        path = save_checkpoint(self.dir / "checkpoints" / f"step-{self.state.step:06d}", self.model,
-                               self.optimizer, self.state)
+        path = save_checkpoint(
+            self.dir / "checkpoints" / f"step-{self.state.step:06d}", self.model, self.optimizer, self.state
+        )
         prune_checkpoints(self.dir / "checkpoints", self.stage.keep_checkpoints)
         return path
 
@@ -181,18 +194,28 @@ class StageRun:
         if resume:
             self.resume()
         self._train_mode()
-        self.media.warm_up([(self.train_set.media_key(ref), ref) for sample in self.train_set.samples
-                            for ref in sample.media], progress=cfg.progress)
-        bar = tqdm(total=stage.steps, initial=self.state.step, desc=stage.name, disable=not cfg.progress,
-                   unit="step", dynamic_ncols=True)
+        self.media.warm_up(
+            [(self.train_set.media_key(ref), ref) for sample in self.train_set.samples for ref in sample.media],
+            progress=cfg.progress,
+        )
+        bar = tqdm(
+            total=stage.steps,
+            initial=self.state.step,
+            desc=stage.name,
+            disable=not cfg.progress,
+            unit="step",
+            dynamic_ncols=True,
+        )
         clock, recent = time.perf_counter(), []
         while self.state.step < stage.steps:
             loss = self.step()
             self.state.losses.append(loss)
             recent.append(loss)
             bar.update(1)
-            bar.set_postfix(loss=f"{sum(recent[-20:]) / len(recent[-20:]):.4f}",
-                            lr=f"{stage.lr * warmup_cosine(self.state.step - 1, total=stage.steps, warmup=stage.warmup_steps, min_ratio=stage.min_lr_ratio):.2e}")
+            lr = stage.lr * warmup_cosine(
+                self.state.step - 1, total=stage.steps, warmup=stage.warmup_steps, min_ratio=stage.min_lr_ratio
+            )
+            bar.set_postfix(loss=f"{sum(recent[-20:]) / len(recent[-20:]):.4f}", lr=f"{lr:.2e}")
             step = self.state.step
             if stage.eval_every and step % stage.eval_every == 0 and step < stage.steps:
                 self._record(self.validate(), recent, bar)
@@ -227,7 +250,9 @@ class StageRun:
         # A trained LM, or the final model, is saved whole so the folder stands on its own.
         save_pretrained(self.model, tmp, save_backbones=True if last or self.stage.trainable == "end_to_end" else None)
         record = {
-            "stage": self.stage.name, "trainable": self.stage.trainable, "steps": self.state.step,
+            "stage": self.stage.name,
+            "trainable": self.stage.trainable,
+            "steps": self.state.step,
             "init": str(self.init) if isinstance(self.init, Path) else "config",
             "decode": asdict(self.trainer.cfg.data.decode_config()),
             "stages": [asdict(s) for s in self.trainer.cfg.stages[: self.index + 1]],
@@ -297,13 +322,21 @@ def check_finished_stage(done: Path, stages: list[StageConfig], model: ModelConf
     """
     recorded = json.loads((done / TRAINING_FILE).read_text()).get("stages", [])
     saved = yaml.safe_load((done / CONFIG_FILE).read_text())
-    changed = [f"stages[{i}] ({stage.name})" for i, (stage, old) in enumerate(zip(stages, recorded))
-               if not _same(StageConfig, old, stage)]
+    changed = [
+        f"stages[{i}] ({stage.name})"
+        for i, (stage, old) in enumerate(zip(stages, recorded))
+        if not _same(StageConfig, old, stage)
+    ]
     if len(recorded) != len(stages):
         changed.append("the number of stages before it")
-    changed += [f"model.{key}" for key, cls, current in
-                (("resampler", ResamplerConfig, model.resampler), ("xattn", CrossAttentionConfig, model.xattn))
-                if not _same(cls, saved.get(key, {}), current)]
+    changed += [
+        f"model.{key}"
+        for key, cls, current in (
+            ("resampler", ResamplerConfig, model.resampler),
+            ("xattn", CrossAttentionConfig, model.xattn),
+        )
+        if not _same(cls, saved.get(key, {}), current)
+    ]
     if saved.get("connector") != model.connector:
         changed.append("model.connector")
     if changed:

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from bench import common, generate, ingest, latency, storage
-from heron.models import load_model
 from heron.config import DecodeConfig
+from heron.models import load_model
 
 
 @pytest.fixture
@@ -62,8 +62,9 @@ def test_naive_generation_recomputes_media_keys_values_and_gives_the_same_tokens
         calls.append(1)
         return original(self, m)
 
-    monkeypatch.setattr(type(model.lm.get_submodule(_first_xattn(model)).gated_cross_attn_layer.attn),
-                        "media_keys_values", counting)
+    monkeypatch.setattr(
+        type(model.lm.get_submodule(_first_xattn(model)).gated_cross_attn_layer.attn), "media_keys_values", counting
+    )
     with generate.no_stop_tokens(model):
         cached = model.generate_ids(batch, max_new_tokens=6)
         cached_calls = len(calls)
@@ -135,8 +136,18 @@ def test_a_failing_benchmark_does_not_cost_the_others(tmp_path, monkeypatch, cap
     monkeypatch.setenv("HERON_HOME", str(tmp_path))
     # The later --config wins inside storage alone: it fails on a preset that does not exist.
     with pytest.raises(SystemExit, match="storage failed"):
-        run_all.main(["--config", "tiny", "--quick", "--only", "storage", "generate",
-                      "--storage-args", "--config no-such-preset"])
+        run_all.main(
+            [
+                "--config",
+                "tiny",
+                "--quick",
+                "--only",
+                "storage",
+                "generate",
+                "--storage-args",
+                "--config no-such-preset",
+            ]
+        )
     captured = capsys.readouterr()
     assert "no-such-preset" in captured.err  # the traceback names the problem
     lines = captured.out.rstrip().splitlines()

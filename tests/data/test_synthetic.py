@@ -176,8 +176,9 @@ def test_presence_moment_and_temporal_pair_leak_nothing(many_questions):
         if q["category"] == "presence":
             by_moment[q["question"].split()[-3]][q["answer"]] += 1
         if q["category"] == "temporal_order":
-            first, second = sorted(({o.shape: o for o in meta.objects}[s] for s in q["choices"]),
-                                   key=lambda o: o.appear_frame)
+            first, second = sorted(
+                ({o.shape: o for o in meta.objects}[s] for s in q["choices"]), key=lambda o: o.appear_frame
+            )
             assert first.shape == q["answer"]
             # A staircase: first alone, both together, then second alone, each for >= the gap.
             gap = 0.25 * CFG.num_frames
@@ -199,10 +200,10 @@ def test_reverse_in_time_plays_the_clip_backwards():
         # reversed start point moves a shape edge across a pixel centre).
         assert np.mean(render_clip(backwards) != frames[::-1]) < 1e-3
         assert reverse_in_time(backwards) == meta or np.allclose(
-            [o.start for o in reverse_in_time(backwards).objects], [o.start for o in meta.objects])
+            [o.start for o in reverse_in_time(backwards).objects], [o.start for o in meta.objects]
+        )
         pairs = {(meta.objects[i].shape, meta.objects[j].shape) for i, j in temporal_pairs(meta)}
-        flipped = {(backwards.objects[j].shape, backwards.objects[i].shape)
-                   for i, j in temporal_pairs(backwards)}
+        flipped = {(backwards.objects[j].shape, backwards.objects[i].shape) for i, j in temporal_pairs(backwards)}
         assert pairs == flipped  # the same pairs are asked about, with the answer swapped
 
 
@@ -267,8 +268,12 @@ def test_order_blind_answerer_is_at_chance_on_temporal_order(monkeypatch):
 def _appear_gap_pairs(meta: ClipMetadata) -> list[tuple[int, int]]:
     """The first design's temporal pairs: appear frames >= the gap apart, then together once."""
     gap, objects = meta.config.temporal_gap_frames, meta.objects
-    return [(i, j) for i, a in enumerate(objects) for j, b in enumerate(objects)
-            if b.appear_frame - a.appear_frame >= gap and b.appear_frame < min(a.disappear_frame, b.disappear_frame)]
+    return [
+        (i, j)
+        for i, a in enumerate(objects)
+        for j, b in enumerate(objects)
+        if b.appear_frame - a.appear_frame >= gap and b.appear_frame < min(a.disappear_frame, b.disappear_frame)
+    ]
 
 
 # --- files ---------------------------------------------------------------------------------------
@@ -282,9 +287,7 @@ def test_dataset_files_decode_and_match_manifest(tmp_path):
     assert len(clips) == 3 and len(lines) >= 3 * 4
     assert len({line["id"] for line in lines}) == len(lines)
     for line in lines:
-        assert set(line) == {
-            "id", "video", "start", "end", "question", "answer", "category", "choices", "seed"
-        }
+        assert set(line) == {"id", "video", "start", "end", "question", "answer", "category", "choices", "seed"}
         assert (manifest.parent / line["video"]).is_file()
         assert line["start"] == 0.0 and line["end"] == pytest.approx(CFG.duration)
     for clip in clips:

@@ -9,8 +9,12 @@ from heron.config import VisionConfig
 from heron.encoders import VisionBackbone
 
 TOWERS = {
-    "clip": dict(hidden_size=24, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8),
-    "siglip": dict(hidden_size=24, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8),
+    "clip": dict(
+        hidden_size=24, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
+    ),
+    "siglip": dict(
+        hidden_size=24, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
+    ),
 }
 
 
@@ -30,8 +34,10 @@ def test_features_shape_and_layer_choice(kind):
 @pytest.mark.parametrize("kind,processor_cls", [("clip", CLIPImageProcessor), ("siglip", SiglipImageProcessor)])
 def test_native_size_preprocessing_matches_the_hf_processor(kind, processor_cls):
     backbone = VisionBackbone(VisionConfig(kind=kind, init=TOWERS[kind]))
-    processor = processor_cls(size={"shortest_edge": 32} if kind == "clip" else {"height": 32, "width": 32},
-                              crop_size={"height": 32, "width": 32})
+    processor = processor_cls(
+        size={"shortest_edge": 32} if kind == "clip" else {"height": 32, "width": 32},
+        crop_size={"height": 32, "width": 32},
+    )
     images = np.random.default_rng(0).integers(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
     expected = processor(images=list(images), return_tensors="pt")["pixel_values"]
     ours = backbone.pixel_values(torch.from_numpy(images))

@@ -7,11 +7,10 @@ import math
 import shutil
 
 import numpy as np
-
 import pytest
 
+from heron.config import DecodeConfig, load_pipeline_config
 from heron.errors import ClusterResourcesError, EmptyQuestionError, SourceNotFoundError, TimeRangeError
-from heron.config import load_pipeline_config
 from heron.service import Heron
 
 pytestmark = pytest.mark.integration
@@ -83,7 +82,9 @@ def test_a_gpu_actor_on_a_cluster_without_gpus_fails_at_once_naming_the_setting(
     cfg = load_pipeline_config("tiny")
     cfg.ingest.encode.num_gpus = 1  # a GPU preset on this CPU-only Ray: Ray alone would queue it forever
     with Heron(cfg, redis_url=redis_url, progress=False) as heron:
-        with pytest.raises(ClusterResourcesError, match=r"need 1 GPU at once \(1 x pipeline\.ingest\.encode \(1 each\)\).* has 0 GPU"):
+        with pytest.raises(
+            ClusterResourcesError, match=r"need 1 GPU at once \(1 x pipeline\.ingest\.encode \(1 each\)\).* has 0 GPU"
+        ):
             heron.ask(sample_video, "What moves?")
         assert heron._encoders == [] and heron._decoders == []
 
@@ -91,8 +92,11 @@ def test_a_gpu_actor_on_a_cluster_without_gpus_fails_at_once_naming_the_setting(
 def test_more_decode_actors_than_the_cores_hold_fail_before_any_decoding(heron, sample_video):
     heron.cfg.ingest.decode_actors = 3  # 3 windows: 3 actors of 1 CPU, beside the 0.5-CPU encoder, on 2 CPUs
     heron.cfg.ingest.decode.num_cpus = 1.0
-    with pytest.raises(ClusterResourcesError, match=r"need 3\.5 CPU at once \(1 x pipeline\.ingest\.encode \(0\.5 each\), "
-                                                    r"3 x pipeline\.ingest\.decode \(1 each\)\)"):
+    with pytest.raises(
+        ClusterResourcesError,
+        match=r"need 3\.5 CPU at once \(1 x pipeline\.ingest\.encode \(0\.5 each\), "
+        r"3 x pipeline\.ingest\.decode \(1 each\)\)",
+    ):
         heron.ingest(sample_video)
     heron.cfg.ingest.decode.num_cpus = 0.25  # 0.5 + 3 x 0.25 fits
     assert heron.ingest(sample_video).decode_actors == 3
@@ -129,8 +133,9 @@ def test_ask_about_a_url_with_a_time_range(heron, tmp_path):
     import http.server
     import threading
 
-    from .conftest import moving_square_frames
     from heron.data.video_writer import write_video
+
+    from .conftest import moving_square_frames
 
     write_video(tmp_path / "clip.webm", moving_square_frames(seconds=8), fps=8)
 
@@ -185,8 +190,9 @@ def test_decode_actors_are_kept_across_ingests_and_reopen_their_run_after_a_rest
 
     from heron.data.video_writer import write_video
 
-    other = write_video(tmp_path / "other.mp4", np.random.default_rng(3).integers(0, 256, (24, 48, 64, 3),
-                                                                                   dtype=np.uint8), fps=8)
+    other = write_video(
+        tmp_path / "other.mp4", np.random.default_rng(3).integers(0, 256, (24, 48, 64, 3), dtype=np.uint8), fps=8
+    )
     first = heron.ingest(sample_video)
     pool = [actor._actor_id for actor in heron._decoders]
     assert len(pool) == 1
@@ -198,3 +204,44 @@ def test_decode_actors_are_kept_across_ingests_and_reopen_their_run_after_a_rest
     again = heron.ingest(sample_video)
     assert not again.cached and again.windows_encoded == 3 and again.frames_sampled == 10
     assert [actor._actor_id for actor in heron._decoders] == pool
+
+
+def test_concurrent_first_questions_start_one_answer_actor(heron, sample_video):
+    import threading
+
+    heron.ingest(sample_video)  # cached: the questions below only need the answer actor
+    barrier, handles, errors = threading.Barrier(6), [], []
+
+    def ask():
+        try:
+            barrier.wait(timeout=30)
+            result = heron.ask(sample_video, "What moves?")
+            handles.append(heron._answerer._actor_id)
+            assert result.ingest.cached
+        except Exception as error:  # collected: an assert in a thread would vanish
+            errors.append(error)
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and len(handles) == 6 and len(set(handles)) == 1
+
+
+def test_a_fully_cached_range_is_recognised_whatever_the_float_rounding(ray_session, redis_url, namespace, tmp_path):
+    """fps 12.5 and 8-frame windows: --to 4.48 ends exactly on window 7's start (4.48 / 0.64 =
+    7.000000000000001). The range must count as cached the second time, not be decoded again."""
+    from heron.data.video_writer import write_video
+
+    from .conftest import moving_square_frames
+
+    cfg = load_pipeline_config("tiny")
+    cfg.decode = DecodeConfig(fps=12.5, window_frames=8, size=64)
+    video = write_video(tmp_path / "v.mp4", moving_square_frames(seconds=6, fps=25), fps=25)
+    with Heron(cfg, redis_url=redis_url, progress=False, namespace=namespace) as heron:
+        first = heron.ingest(str(video), end=4.48)
+        again = heron.ingest(str(video), end=4.48)
+        heron.db.clear_all()
+    assert not first.cached and first.windows_encoded == 7
+    assert again.cached and again.windows_cached == 7

@@ -45,8 +45,11 @@ def test_media_keys_values_computed_once_per_request(rng):
     blocks = [m for n, m in model.named_modules() if n.endswith("gated_cross_attn_layer")]
     handles = [b.attn.to_kv.register_forward_hook(lambda *a: calls.append(1)) for b in blocks]
     try:
-        tokens = model.generate_ids(model.prepare([PROMPT], [[random_frames(rng)]], max_new_tokens=10),
-                                    max_new_tokens=10, stop_at_end_of_chunk=False)
+        tokens = model.generate_ids(
+            model.prepare([PROMPT], [[random_frames(rng)]], max_new_tokens=10),
+            max_new_tokens=10,
+            stop_at_end_of_chunk=False,
+        )
     finally:
         for h in handles:
             h.remove()
@@ -143,7 +146,9 @@ def test_items_of_several_windows_are_masked_not_padded_into_attention():
         together = model(batch.input_ids, batch.attention_mask, batch.media, media_mask=batch.media_mask).logits[:, -1]
         for row, item in enumerate([one_window, three_windows]):
             alone = model.prepare(prompts[row : row + 1], [[item]])
-            logits = model(alone.input_ids, alone.attention_mask, alone.media, media_mask=alone.media_mask).logits[0, -1]
+            logits = model(alone.input_ids, alone.attention_mask, alone.media, media_mask=alone.media_mask).logits[
+                0, -1
+            ]
             torch.testing.assert_close(together[row], logits, rtol=0, atol=1e-5)
 
 

@@ -37,7 +37,11 @@ def test_linear_prefix_runs_end_to_end_and_trains(rng):
     with torch.no_grad():
         new_loss = torch.nn.functional.cross_entropy(
             model(batch.input_ids, batch.attention_mask, model.encoder(frames)[:, None], labels=labels)
-            .logits[:, :-1].flatten(0, 1), out.labels[:, 1:].flatten(), ignore_index=-100)
+            .logits[:, :-1]
+            .flatten(0, 1),
+            out.labels[:, 1:].flatten(),
+            ignore_index=-100,
+        )
     assert new_loss < loss
 
 
@@ -55,6 +59,7 @@ def test_linear_prefix_batches_rows_with_different_media_counts(rng):
 
     together = last_logits(prompts, media)
     for row in range(2):
-        torch.testing.assert_close(together[row], last_logits(prompts[row : row + 1], media[row : row + 1])[0],
-                                   rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            together[row], last_logits(prompts[row : row + 1], media[row : row + 1])[0], rtol=0, atol=1e-5
+        )
     assert model.generate(prompts, media, max_new_tokens=3)[1] == model.generate(prompts[1], media[1], max_new_tokens=3)

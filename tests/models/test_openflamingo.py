@@ -34,7 +34,9 @@ def _model(case: str):
 
 @functools.cache
 def _reference(case: str) -> tuple[dict[str, torch.Tensor], dict]:
-    return load_file(str(FIXTURE / case / "reference.safetensors")), json.loads((FIXTURE / case / "reference.json").read_text())
+    return load_file(str(FIXTURE / case / "reference.safetensors")), json.loads(
+        (FIXTURE / case / "reference.json").read_text()
+    )
 
 
 def _latents_from_pixels(model, pixels: torch.Tensor) -> torch.Tensor:
@@ -115,8 +117,10 @@ def test_load_model_routes_a_checkpoint_file_to_the_openflamingo_loader():
 def test_openflamingo_trainable_parts_are_heron_own():
     model = heron.load_model(FIXTURE / "opt-every1" / "checkpoint.pt", device="cpu", dtype="float32")
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable and all(n.startswith("encoder.") and not n.startswith("encoder.backbone.")
-                             or ".gated_cross_attn_layer." in n for n in trainable)
+    assert trainable and all(
+        n.startswith("encoder.") and not n.startswith("encoder.backbone.") or ".gated_cross_attn_layer." in n
+        for n in trainable
+    )
 
 
 @pytest.mark.parametrize("case", ["opt-every1", "gpt_neox-every2"])
@@ -130,7 +134,9 @@ def test_convert_writes_safetensors_that_reload_to_the_same_function(tmp_path, c
     model, (ref, meta) = heron.load_model(out, device="cpu", dtype="float32", trainable="none"), _reference(case)
     media = _latents_from_pixels(model, ref["pixel_values"])
     assert _max_logit_diff(model, ref, media) <= LOGIT_ATOL
-    torch.testing.assert_close(model.encoder.backbone.pixel_values(ref["images"]), ref["pixel_values"], rtol=0, atol=PIXEL_ATOL)
+    torch.testing.assert_close(
+        model.encoder.backbone.pixel_values(ref["images"]), ref["pixel_values"], rtol=0, atol=PIXEL_ATOL
+    )
     batch = Prompts(ref["input_ids"], ref["attention_mask"], media, torch.ones(media.shape[:3], dtype=torch.bool))
     assert model.generate_ids(batch, max_new_tokens=meta["max_new_tokens"]).tolist() == ref["generated"].tolist()
 
@@ -181,8 +187,11 @@ class _NotAllowed:
 
 
 def test_the_released_variants_are_listed_with_their_backbones():
-    assert set(VARIANTS) >= {"openflamingo/OpenFlamingo-3B-vitl-mpt1b", "openflamingo/OpenFlamingo-4B-vitl-rpj3b",
-                             "openflamingo/OpenFlamingo-9B-vitl-mpt7b"}
+    assert set(VARIANTS) >= {
+        "openflamingo/OpenFlamingo-3B-vitl-mpt1b",
+        "openflamingo/OpenFlamingo-4B-vitl-rpj3b",
+        "openflamingo/OpenFlamingo-9B-vitl-mpt7b",
+    }
     intervals = {name.split("/")[1]: v.cross_attn_every_n_layers for name, v in VARIANTS.items()}
     assert intervals["OpenFlamingo-3B-vitl-mpt1b"] == 1 and intervals["OpenFlamingo-4B-vitl-rpj3b"] == 2
     assert intervals["OpenFlamingo-9B-vitl-mpt7b"] == 4
@@ -192,14 +201,37 @@ def test_the_released_variants_are_listed_with_their_backbones():
 def test_open_clip_conversion_splits_packed_attention_and_refuses_what_hf_clip_cannot_express():
     width = 4
     packed = torch.arange(3 * width * width, dtype=torch.float32).view(3 * width, width)
-    converted, unexpected = open_clip_to_hf_clip({
-        "transformer.resblocks.0.attn.in_proj_weight": packed, "proj": torch.zeros(width, 2),
-        "transformer.resblocks.0.ls_1.gamma": torch.ones(width),
-    })
+    converted, unexpected = open_clip_to_hf_clip(
+        {
+            "transformer.resblocks.0.attn.in_proj_weight": packed,
+            "proj": torch.zeros(width, 2),
+            "transformer.resblocks.0.ls_1.gamma": torch.ones(width),
+        }
+    )
     for i, name in enumerate("qkv"):
-        assert torch.equal(converted[f"encoder.layers.0.self_attn.{name}_proj.weight"], packed[i * width:(i + 1) * width])
+        assert torch.equal(
+            converted[f"encoder.layers.0.self_attn.{name}_proj.weight"], packed[i * width : (i + 1) * width]
+        )
     assert unexpected == ["transformer.resblocks.0.ls_1.gamma"]  # layer scale has no CLIPVisionModel weight
-    init, keep_cls = open_clip_vision_config({"quick_gelu": True, "vision_cfg": {"width": 64, "layers": 2, "head_width": 32}})
+    init, keep_cls = open_clip_vision_config(
+        {"quick_gelu": True, "vision_cfg": {"width": 64, "layers": 2, "head_width": 32}}
+    )
     assert init["hidden_act"] == "quick_gelu" and init["num_attention_heads"] == 2 and not keep_cls
     with pytest.raises(ConfigError, match="ls_init_value"):
         open_clip_vision_config({"vision_cfg": {"ls_init_value": 0.1}})
+
+
+@pytest.mark.parametrize("case", ["opt-every1", "gpt_neox-every2"])
+def test_an_encoder_from_an_openflamingo_checkpoint_builds_no_lm(case, monkeypatch):
+    """Encode workers need the vision side only: load_encoder must not build (or download) the LM."""
+    from heron.models import building, load_encoder
+
+    def no_lm(cfg):
+        raise AssertionError("load_encoder built a language model")
+
+    monkeypatch.setattr(building, "build_lm", no_lm)
+    encoder = load_encoder(FIXTURE / case / "checkpoint.pt", device="cpu", dtype="float32")
+    whole = _model(case)
+    frames = _reference(case)[0]["images"][None].expand(2, -1, -1, -1, -1)  # two 2-frame windows
+    assert not encoder.training and not any(p.requires_grad for p in encoder.parameters())
+    torch.testing.assert_close(encoder.encode(frames), whole.encode(frames), rtol=0, atol=0)

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from heron.config import ResamplerConfig
-from heron.errors import ConfigError, FrameFormatError
 from heron.encoders import PerceiverResampler, TimeEmbeddings
 from heron.encoders.resampler import PerceiverAttention
 from heron.encoders.spatial_values import SpatialValues
 from heron.encoders.visual_encoder import span_frames
+from heron.errors import ConfigError, FrameFormatError
 from heron.models import build_model
 
 from .conftest import tiny_config
@@ -66,7 +66,9 @@ def test_model_encode_gives_r_tokens_for_any_window(rng):
 
 
 def test_resampler_depth_and_sizes_come_from_config():
-    cfg = tiny_config("gpt2", resampler=ResamplerConfig(depth=3, heads=4, head_dim=4, num_latents=7, ffw_mult=3, max_frames=2))
+    cfg = tiny_config(
+        "gpt2", resampler=ResamplerConfig(depth=3, heads=4, head_dim=4, num_latents=7, ffw_mult=3, max_frames=2)
+    )
     model = build_model(cfg)
     resampler = model.encoder.resampler
     assert len(resampler.layers) == 3 and resampler.latents.shape == (7, 24)
@@ -75,8 +77,12 @@ def test_resampler_depth_and_sizes_come_from_config():
 
 
 def _span_encoder(spans: list[int], num_latents: int = 6):
-    cfg = tiny_config("gpt2", resampler=ResamplerConfig(depth=2, heads=2, head_dim=8, num_latents=num_latents,
-                                                        ffw_mult=2, max_frames=8, time_spans=spans))
+    cfg = tiny_config(
+        "gpt2",
+        resampler=ResamplerConfig(
+            depth=2, heads=2, head_dim=8, num_latents=num_latents, ffw_mult=2, max_frames=8, time_spans=spans
+        ),
+    )
     return build_model(cfg).encoder
 
 
@@ -179,8 +185,10 @@ def test_span_frames_cover_every_frame_in_order():
 
 
 def _spatial_encoder(**resampler):
-    cfg = tiny_config("gpt2", resampler=ResamplerConfig(depth=2, heads=2, head_dim=8, num_latents=6, ffw_mult=2,
-                                                        max_frames=4, **resampler))
+    cfg = tiny_config(
+        "gpt2",
+        resampler=ResamplerConfig(depth=2, heads=2, head_dim=8, num_latents=6, ffw_mult=2, max_frames=4, **resampler),
+    )
     return build_model(cfg).encoder
 
 
@@ -211,7 +219,9 @@ def test_spatial_values_tell_the_resampler_where_a_token_is(spans, kind):
             spatial.time_embeddings.embeddings.normal_()
             assert (spatial.resample(features) - spatial.resample(features.flip(1))).abs().max() > 1e-3
             spatial.time_embeddings.embeddings.zero_()
-            torch.testing.assert_close(spatial.resample(features), spatial.resample(features.flip(1)), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(
+                spatial.resample(features), spatial.resample(features.flip(1)), rtol=1e-5, atol=1e-5
+            )
 
 
 def _open_time_mix(encoder):

@@ -21,9 +21,14 @@ def _logits(model, media):
         return model(batch.input_ids, batch.attention_mask, batch.media).logits
 
 
-@pytest.mark.parametrize("connector, resampler", [
-    ("gated_xattn", {}), ("linear_prefix", {}), ("gated_xattn", {"spatial_values": "space_time", "time_spans": [1, 2], "competing_latents": 3}),
-])
+@pytest.mark.parametrize(
+    "connector, resampler",
+    [
+        ("gated_xattn", {}),
+        ("linear_prefix", {}),
+        ("gated_xattn", {"spatial_values": "space_time", "time_spans": [1, 2], "competing_latents": 3}),
+    ],
+)
 def test_save_then_load_gives_identical_logits(tmp_path, rng, connector, resampler):
     cfg = tiny_config("llama", connector=connector)
     cfg.resampler = dataclasses.replace(cfg.resampler, **resampler)
@@ -35,7 +40,13 @@ def test_save_then_load_gives_identical_logits(tmp_path, rng, connector, resampl
                 p.add_(torch.randn_like(p) * 0.1)
     media = [random_frames(rng), random_frames(rng, frames=3)]
     save_pretrained(model, tmp_path / "m")
-    assert {p.name for p in (tmp_path / "m").iterdir()} >= {"heron.yaml", "model.safetensors", "vision", "lm", "tokenizer.json"}
+    assert {p.name for p in (tmp_path / "m").iterdir()} >= {
+        "heron.yaml",
+        "model.safetensors",
+        "vision",
+        "lm",
+        "tokenizer.json",
+    }
     loaded = heron.load_model(tmp_path / "m")
     torch.testing.assert_close(_logits(loaded, media), _logits(model, media), rtol=0, atol=0)
     assert loaded.generate(PROMPT, media, max_new_tokens=5) == model.generate(PROMPT, media, max_new_tokens=5)
@@ -46,7 +57,9 @@ def test_only_heron_parts_are_trainable():
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable, "nothing would train"
     for name in trainable:
-        assert name.startswith(("encoder.time_embeddings.", "encoder.resampler.")) or ".gated_cross_attn_layer." in name, name
+        assert (
+            name.startswith(("encoder.time_embeddings.", "encoder.resampler.")) or ".gated_cross_attn_layer." in name
+        ), name
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert any(n.startswith("encoder.backbone.") for n in frozen) and any(n.startswith("lm.") for n in frozen)
     assert any(".gated_cross_attn_layer." in n for n in trainable) and "encoder.time_embeddings.embeddings" in trainable
@@ -113,3 +126,28 @@ def test_load_encoder_matches_the_full_model_for_presets_and_saved_dirs(tmp_path
     encoder = load_encoder(tmp_path / "m")
     assert not any(p.requires_grad for p in encoder.parameters())
     torch.testing.assert_close(encoder.encode(frames), full.encode(frames), rtol=0, atol=0)
+
+
+def test_heron_model_saves_and_loads_as_transformers_users_expect(tmp_path, rng):
+    from heron.models import HeronModel
+
+    model = HeronModel.from_pretrained(tiny_config("gpt2"))
+    open_gates(model, 0.5)
+    assert model.save_pretrained(tmp_path / "m") == tmp_path / "m"
+    loaded = HeronModel.from_pretrained(tmp_path / "m")
+    media = [random_frames(rng), random_frames(rng, frames=3)]
+    torch.testing.assert_close(_logits(loaded, media), _logits(model, media), rtol=0, atol=0)
+    same = heron.load_model(tmp_path / "m")  # the one factory reads the same directory
+    torch.testing.assert_close(_logits(same, media), _logits(model, media), rtol=0, atol=0)
+
+
+def test_models_load_in_eval_mode_whatever_the_freezing(tmp_path):
+    """A dropout LM in training mode answers at random: every loader returns eval mode."""
+    cfg = tiny_config("gpt2")
+    for trainable in ("connector", "end_to_end", "none"):
+        assert not heron.load_model(cfg, trainable=trainable).training
+    heron.load_model(cfg).save_pretrained(tmp_path / "m")
+    from heron.models import HeronModel, load_encoder
+
+    assert not HeronModel.from_pretrained(tmp_path / "m").training
+    assert not load_encoder(tmp_path / "m").training

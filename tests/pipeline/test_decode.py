@@ -21,6 +21,7 @@ import av
 import numpy as np
 import pytest
 
+from heron.config import DecodeConfig
 from heron.data.video_writer import write_video
 from heron.errors import (
     ConfigError,
@@ -34,8 +35,6 @@ from heron.errors import (
     UnsupportedCodecError,
     UnsupportedSourceError,
 )
-from heron.config import DecodeConfig
-from heron.pipeline.decode import decoder as decode
 from heron.pipeline.decode import (
     VideoDecoder,
     VideoInfo,
@@ -43,6 +42,7 @@ from heron.pipeline.decode import (
     map_open_error,
     probe,
 )
+from heron.pipeline.decode import decoder as decode
 from heron.pipeline.sources import content_id, resolve_source
 
 VIDEO_FPS = 10.0  # frame rate of the generated videos
@@ -69,9 +69,7 @@ def noisy_frames(n: int, height: int = 96, width: int = 128, seed: int = 0) -> n
     return np.random.default_rng(seed).integers(0, 256, (n, height, width, 3), dtype=np.uint8)
 
 
-def decode_all(
-    source, cfg: DecodeConfig = CFG, **kwargs
-) -> tuple[VideoDecoder, np.ndarray, np.ndarray]:
+def decode_all(source, cfg: DecodeConfig = CFG, **kwargs) -> tuple[VideoDecoder, np.ndarray, np.ndarray]:
     """(decoder, frames [N, H, W, 3], pts [N]) of a whole run."""
     decoder = VideoDecoder(source, cfg, **kwargs)
     windows = list(decoder)
@@ -98,10 +96,7 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     """One 3 s, 10 fps, 64x48 video per container."""
     folder = tmp_path_factory.mktemp("videos")
     frames = make_frames()
-    return {
-        suffix: write_video(folder / f"clip{suffix}", frames, fps=VIDEO_FPS)
-        for suffix in CONTAINERS
-    }
+    return {suffix: write_video(folder / f"clip{suffix}", frames, fps=VIDEO_FPS) for suffix in CONTAINERS}
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -169,9 +164,7 @@ def test_containers_give_expected_samples(videos, suffix, decoder):
     assert all(w.frames.dtype == np.uint8 and w.pts.dtype == np.float64 for w in windows)
     pts = np.concatenate([w.pts for w in windows])
     np.testing.assert_allclose(pts, EXPECTED_PTS, atol=1 / VIDEO_FPS)
-    np.testing.assert_array_equal(
-        frame_indices(np.concatenate([w.frames for w in windows])), [0, 5, 10, 15, 20, 25]
-    )
+    np.testing.assert_array_equal(frame_indices(np.concatenate([w.frames for w in windows])), [0, 5, 10, 15, 20, 25])
     assert run.stats.decoder == decoder and run.stats.frames_kept == 6 and run.stats.windows == 2
     assert run.stats.truncated_at is None
 
@@ -187,13 +180,9 @@ def test_variable_frame_rate_uses_presentation_times(tmp_path):
         if len(first) and (not expected or first[0] > expected[-1]):
             expected.append(first[0])
     for decoder in ("decord", "pyav"):
-        _, frames, pts = decode_all(
-            path, DecodeConfig(fps=2.0, window_frames=4, size=32, decoder=decoder)
-        )
+        _, frames, pts = decode_all(path, DecodeConfig(fps=2.0, window_frames=4, size=32, decoder=decoder))
         np.testing.assert_allclose(pts, expected, atol=2e-3)
-        np.testing.assert_array_equal(
-            frame_indices(frames), np.searchsorted(pts_in, np.array(expected) - 1e-6)
-        )
+        np.testing.assert_array_equal(frame_indices(frames), np.searchsorted(pts_in, np.array(expected) - 1e-6))
 
 
 def test_video_writer_round_trips_vfr_timestamps(tmp_path):
@@ -206,9 +195,7 @@ def test_video_writer_round_trips_vfr_timestamps(tmp_path):
 
 
 def test_resize_short_side_and_fixed_size(tmp_path):
-    portrait = write_video(
-        tmp_path / "portrait.mp4", make_frames(10, height=64, width=48), fps=VIDEO_FPS
-    )
+    portrait = write_video(tmp_path / "portrait.mp4", make_frames(10, height=64, width=48), fps=VIDEO_FPS)
     for size, expected in [(32, (42, 32)), (100, (134, 100)), ((20, 30), (20, 30))]:
         run = VideoDecoder(portrait, DecodeConfig(size=size))
         assert next(iter(run)).frames.shape[1:] == (*expected, 3)
@@ -230,14 +217,10 @@ def test_start_and_end_seek_once_and_bound_the_samples(tmp_path, decoder):
 
 def test_decord_and_pyav_agree(tmp_path):
     frames_in = make_frames(40, height=96, width=128)
-    frames_in[..., 2] = np.random.default_rng(2).integers(
-        0, 256, frames_in.shape[1:3], dtype=np.uint8
-    )
+    frames_in[..., 2] = np.random.default_rng(2).integers(0, 256, frames_in.shape[1:3], dtype=np.uint8)
     path = write_video(tmp_path / "texture.mp4", frames_in, fps=VIDEO_FPS)
     cfg = DecodeConfig(fps=3.0, window_frames=5, size=48)
-    _, frames_decord, pts_decord = decode_all(
-        path, DecodeConfig(**{**cfg.__dict__, "decoder": "decord"})
-    )
+    _, frames_decord, pts_decord = decode_all(path, DecodeConfig(**{**cfg.__dict__, "decoder": "decord"}))
     _, frames_pyav, pts_pyav = decode_all(path, DecodeConfig(**{**cfg.__dict__, "decoder": "pyav"}))
     np.testing.assert_allclose(pts_decord, pts_pyav, atol=1e-6)
     # The two scalers differ slightly (decord scales in a filter graph, PyAV in one swscale call).
@@ -245,9 +228,7 @@ def test_decord_and_pyav_agree(tmp_path):
 
 
 def test_windows_stream_lazily_and_last_window_is_short(videos):
-    windows = iter_windows(
-        videos[".mp4"], DecodeConfig(fps=VIDEO_FPS, window_frames=7, size=32), source_id="clip"
-    )
+    windows = iter_windows(videos[".mp4"], DecodeConfig(fps=VIDEO_FPS, window_frames=7, size=32), source_id="clip")
     first = next(windows)
     assert first.source_id == "clip" and first.frames.shape[0] == 7
     rest = list(windows)
@@ -274,9 +255,7 @@ def test_pyav_takes_over_when_decord_cannot_open(tmp_path, caplog):
 def test_pyav_continues_when_decord_fails_part_way(videos, monkeypatch, caplog):
     import decord
 
-    reference = decode_all(
-        videos[".mp4"], DecodeConfig(fps=2.0, window_frames=2, size=32, decoder="pyav")
-    )
+    reference = decode_all(videos[".mp4"], DecodeConfig(fps=2.0, window_frames=2, size=32, decoder="pyav"))
     real_get_batch, calls = decord.VideoReader.get_batch, []
 
     def get_batch_failing_on_third_call(self, indices):
@@ -287,9 +266,7 @@ def test_pyav_continues_when_decord_fails_part_way(videos, monkeypatch, caplog):
 
     monkeypatch.setattr(decord.VideoReader, "get_batch", get_batch_failing_on_third_call)
     with caplog.at_level(logging.WARNING, logger="heron.pipeline.decode"):
-        run, frames, pts = decode_all(
-            videos[".mp4"], DecodeConfig(fps=2.0, window_frames=2, size=32)
-        )
+        run, frames, pts = decode_all(videos[".mp4"], DecodeConfig(fps=2.0, window_frames=2, size=32))
     assert run.stats.decoder == "decord+pyav" and "simulated" in run.stats.fallback_reason
     assert "PyAV continues" in caplog.text
     np.testing.assert_allclose(pts, reference[2], atol=1e-6)
@@ -315,9 +292,7 @@ def large_videos(tmp_path_factory) -> dict[str, Path]:
     """6 s, 25 fps, ~1 MB each: too big for FFmpeg to buffer a whole file from a URL."""
     folder = tmp_path_factory.mktemp("large")
     frames = noisy_frames(150)
-    return {
-        s: write_video(folder / f"noisy{s}", frames, fps=25.0, gop=25) for s in (".webm", ".mp4")
-    }
+    return {s: write_video(folder / f"noisy{s}", frames, fps=25.0, gop=25) for s in (".webm", ".mp4")}
 
 
 def test_url_start_seeks_or_decodes_from_the_start(large_videos, http_root):
@@ -371,9 +346,7 @@ def test_text_file_is_not_a_video(tmp_path):
 
 def test_truncated_and_header_garbage_are_corrupt(videos, tmp_path):
     data = videos[".mp4"].read_bytes()
-    (tmp_path / "cut.mp4").write_bytes(
-        data[: int(len(data) * 0.3)]
-    )  # the index (moov) is at the end
+    (tmp_path / "cut.mp4").write_bytes(data[: int(len(data) * 0.3)])  # the index (moov) is at the end
     with pytest.raises(CorruptVideoError, match="truncated or corrupt") as error:
         VideoDecoder(tmp_path / "cut.mp4")
     assert_one_line(error)
@@ -428,9 +401,7 @@ def test_unsupported_codec(videos, tmp_path):
     tag = 0xF8 | ord("D") << 8 | ord("E") << 16 | ord("C") << 24
     with pytest.raises(av.error.DecoderNotFoundError) as raised:
         av.error.err_check(-tag)
-    assert isinstance(
-        map_open_error(raised.value, resolve_source(videos[".mkv"])), UnsupportedCodecError
-    )
+    assert isinstance(map_open_error(raised.value, resolve_source(videos[".mkv"])), UnsupportedCodecError)
 
 
 def test_absurd_resolution(videos, monkeypatch):
@@ -451,9 +422,7 @@ def test_unreachable_and_missing_urls(http_root):
         probe(f"{http_root[1]}/missing.mp4")
 
 
-@pytest.mark.parametrize(
-    "start, end", [(5.0, 2.0), (-1.0, None), (None, -3.0), (2.0, 2.0), (float("nan"), None)]
-)
+@pytest.mark.parametrize("start, end", [(5.0, 2.0), (-1.0, None), (None, -3.0), (2.0, 2.0), (float("nan"), None)])
 def test_bad_time_range(videos, start, end):
     with pytest.raises(TimeRangeError) as error:
         VideoDecoder(videos[".mp4"], start=start, end=end)
@@ -467,9 +436,7 @@ def test_corrupt_middle_keeps_what_decoded(tmp_path, caplog):
     path = write_video(tmp_path / "noisy.mp4", noisy_frames(150), fps=25.0, gop=25)  # 6 s
     data = bytearray(path.read_bytes())
     middle, span = len(data) // 2, len(data) // 10
-    data[middle : middle + span] = (
-        np.random.default_rng(4).integers(0, 256, span, dtype=np.uint8).tobytes()
-    )
+    data[middle : middle + span] = np.random.default_rng(4).integers(0, 256, span, dtype=np.uint8).tobytes()
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(bytes(data))
     full_pts = np.arange(0, 6, 0.5)
@@ -493,9 +460,7 @@ def test_truncated_stream_keeps_what_decoded(tmp_path, caplog):
     for decoder in ("decord", "pyav"):
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="heron.pipeline.decode"):
-            run, _, pts = decode_all(
-                cut, DecodeConfig(fps=2.0, window_frames=4, size=32, decoder=decoder)
-            )
+            run, _, pts = decode_all(cut, DecodeConfig(fps=2.0, window_frames=4, size=32, decoder=decoder))
         assert run.stats.truncated_at is not None and 1.0 < run.stats.truncated_at < 4.0
         assert "of 5.0 s" in caplog.text and "corrupt or missing" in caplog.text
         assert pts[0] == 0.0 and pts[-1] <= run.stats.truncated_at
@@ -533,3 +498,47 @@ def test_decode_config_is_validated():
         with pytest.raises(ConfigError):
             DecodeConfig(**kwargs)
     assert DecodeConfig(size=[20, 30]).size == (20, 30)
+
+
+# --- the reader interface -------------------------------------------------------------------------
+
+
+def test_every_backend_behind_the_reader_interface_yields_the_same_frames(videos):
+    """Readers know only their source, output size and the selector: same frames, same pts."""
+    from heron.pipeline.decode import FrameSampler
+    from heron.pipeline.decode.decord_reader import DecordReader
+    from heron.pipeline.decode.pyav_reader import PyAVReader
+
+    source = resolve_source(videos[".mp4"])
+    readers = [
+        DecordReader(source.path, height=32, width=42, batch=4),
+        PyAVReader(source, height=32, width=42, fps=VIDEO_FPS, timeout_s=5),
+    ]
+    got = []
+    for reader in readers:
+        frames = list(reader.frames(FrameSampler(CFG.fps, None, None), None))
+        got.append(frames)
+        assert reader.progress.frames_decoded >= len(frames) and reader.progress.stream_end >= 2.8
+    assert [pts for _, pts in got[0]] == [pts for _, pts in got[1]] == pytest.approx(EXPECTED_PTS)
+    assert list(frame_indices(np.stack([f for f, _ in got[0]]))) == list(
+        frame_indices(np.stack([f for f, _ in got[1]]))
+    )
+
+
+def test_a_reader_reports_truncation_as_a_typed_exception(tmp_path):
+    from heron.pipeline.decode import FrameSampler, StreamTruncated
+    from heron.pipeline.decode.pyav_reader import PyAVReader
+
+    path = write_video(tmp_path / "noisy.webm", noisy_frames(40, 48, 64), fps=8)
+    cut = tmp_path / "cut.webm"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    reader = PyAVReader(resolve_source(cut), height=48, width=64, fps=8, timeout_s=5)
+    frames = []
+    try:
+        for frame in reader.frames(FrameSampler(8.0, None, None), None):
+            frames.append(frame)
+    except StreamTruncated as truncated:
+        assert truncated.at is not None and 0 < truncated.at < 5
+    else:  # some cuts end cleanly at a cluster boundary: then the decoder's length check flags it
+        assert reader.progress.stream_end < 4.5
+    assert frames and reader.progress.last_pts == frames[-1][1]

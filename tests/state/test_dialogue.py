@@ -23,10 +23,14 @@ def test_dialogue_keeps_order_and_last_n(dialogue):
 
 
 def test_a_question_and_its_answer_are_appended_together(dialogue):
-    made = dialogue.append_turns("s", [("user", "what?", {"source_id": "a"}), ("assistant", "a dog", {"spans": [[0, 1]]})])
+    made = dialogue.append_turns(
+        "s", [("user", "what?", {"source_id": "a"}), ("assistant", "a dog", {"spans": [[0, 1]]})]
+    )
     assert [t.role for t in made] == ["user", "assistant"]
-    assert [(t.text, t.meta) for t in dialogue.get_dialogue("s")] == [("what?", {"source_id": "a"}),
-                                                                      ("a dog", {"spans": [[0, 1]]})]
+    assert [(t.text, t.meta) for t in dialogue.get_dialogue("s")] == [
+        ("what?", {"source_id": "a"}),
+        ("a dog", {"spans": [[0, 1]]}),
+    ]
 
 
 def test_unreadable_turns_are_skipped(dialogue):

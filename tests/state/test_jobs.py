@@ -15,7 +15,13 @@ def test_job_lifecycle(jobs):
     job_id = jobs.create_job("encode", {"source": "video-a"})
     job = jobs.get_job(job_id)
     assert (job.kind, job.params, job.status, job.progress, job.result, job.error) == (
-        "encode", {"source": "video-a"}, "queued", 0.0, None, None)
+        "encode",
+        {"source": "video-a"},
+        "queued",
+        0.0,
+        None,
+        None,
+    )
     jobs.update_job(job_id, status="running", progress=0.5)
     done = jobs.update_job(job_id, status="done", progress=1.0, result={"windows": 12})
     assert (done.status, done.progress, done.result, done.finished) == ("done", 1.0, {"windows": 12}, True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pytest
 import redis
@@ -191,8 +189,6 @@ def test_keys_of_an_older_format_version_are_invisible_and_purgeable(latents):
     assert latents.get_chunk("video-a", 0) is not None
 
 
-
-
 def test_every_source_lists_sources_of_every_fingerprint_with_their_settings(latents):
     latents.put_chunk(make_chunk("video-a", 0, 0.0, 1.0))
     other = latents.with_settings({"model_id": "other-model", "fps": 2.0, "window_frames": 4})
@@ -206,7 +202,7 @@ def test_every_source_lists_sources_of_every_fingerprint_with_their_settings(lat
 def test_keys_of_one_source_share_one_cluster_slot(latents):
     latents.put_chunk(make_chunk("video-a", 4, 8.0, 9.0))
     keys = [k.decode() for k in raw(latents).scan_iter(match=f"{latents.db.prefix}src:*")]
-    tags = {k[k.index("{") + 1:k.index("}")] for k in keys}
+    tags = {k[k.index("{") + 1 : k.index("}")] for k in keys}
     assert len(keys) == 4 and tags == {f"{latents.fingerprint}:video-a"}  # chunk, times, span, meta
 
 
@@ -220,7 +216,8 @@ def test_drop_windows_forgets_their_latents_and_index(latents):
 
 
 def test_put_chunks_writes_several_sources_in_one_call(latents):
-    latents.put_chunks([make_chunk("video-a", 0, 0.0, 1.0), make_chunk("video-b", 0, 0.0, 1.0),
-                        make_chunk("video-a", 1, 1.0, 2.0)])
+    latents.put_chunks(
+        [make_chunk("video-a", 0, 0.0, 1.0), make_chunk("video-b", 0, 0.0, 1.0), make_chunk("video-a", 1, 1.0, 2.0)]
+    )
     assert latents.list_sources() == ["video-a", "video-b"]
     assert latents.cached_indices("video-a") == {0, 1} and latents.cached_indices("video-b") == {0}

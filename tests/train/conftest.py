@@ -40,12 +40,14 @@ def tiny_model_config():
 
 def tiny_run(tmp_path: Path, data: dict[str, Path], *stages: StageConfig, **train) -> RunConfig:
     """A RunConfig on the tiny preset that writes under ``tmp_path``."""
-    stages = stages or (StageConfig(name="s1", steps=4, batch_size=3, lr=3e-3, warmup_steps=1, eval_samples=0,
-                                    eval_questions=0),)
+    stages = stages or (
+        StageConfig(name="s1", steps=4, batch_size=3, lr=3e-3, warmup_steps=1, eval_samples=0, eval_questions=0),
+    )
     cfg = TrainConfig(
         output_dir=str(tmp_path / "run"),
-        data=DataConfig(train=str(data["train"]), val=str(data["val"]), decode=dict(DECODE),
-                        frame_cache=str(data["frames"])),
+        data=DataConfig(
+            train=str(data["train"]), val=str(data["val"]), decode=dict(DECODE), frame_cache=str(data["frames"])
+        ),
         stages=[copy.deepcopy(s) for s in stages],
         device="cpu",
         progress=False,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import heron
-from heron.errors import ConfigError, MediaCountMismatchError
 from heron.config import DecodeConfig
+from heron.errors import ConfigError, MediaCountMismatchError
 from heron.pipeline.decode import VideoDecoder
 from heron.pipeline.prompts import question_prompt
 from heron.train.dataset import (
@@ -58,9 +58,16 @@ def test_few_shot_and_image_samples_batch_into_padded_media(tiny_data, tmp_path)
     (tmp_path / "red.ppm").write_bytes(b"P6\n48 40\n255\n" + pixels.tobytes())
     video = tiny_data["train"].parent / "train" / "videos" / "000001.mp4"
     lines = [
-        {"id": "few-shot", "media": [{"video": str(video), "start": 0.0, "end": 1.0}, {"image": "red.ppm"}],
-         "text": "<image>Question: a? Answer: b<|endofchunk|><image>Question: c? Answer: d<|endofchunk|>"},
-        {"id": "one", "media": [{"video": str(video), "start": 0.5}], "text": "<image>Question: e? Answer: f<|endofchunk|>"},
+        {
+            "id": "few-shot",
+            "media": [{"video": str(video), "start": 0.0, "end": 1.0}, {"image": "red.ppm"}],
+            "text": "<image>Question: a? Answer: b<|endofchunk|><image>Question: c? Answer: d<|endofchunk|>",
+        },
+        {
+            "id": "one",
+            "media": [{"video": str(video), "start": 0.5}],
+            "text": "<image>Question: e? Answer: f<|endofchunk|>",
+        },
     ]
     path = tmp_path / "mixed.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines))
@@ -112,7 +119,9 @@ def test_write_qa_samples_packs_clips_for_few_shot(tiny_data, tmp_path):
     out = write_qa_samples(tiny_data["train_manifest"], tmp_path / "sub" / "pairs.jsonl", clips_per_sample=2)
     samples = read_samples(out)
     assert len(samples) == 3 and all(len(s.media) == 2 for s in samples)
-    assert all(ref.video and (tiny_data["train_manifest"].parent / "videos").exists() for s in samples for ref in s.media)
+    assert all(
+        ref.video and (tiny_data["train_manifest"].parent / "videos").exists() for s in samples for ref in s.media
+    )
 
 
 def test_dense_samples_ask_everything_in_bounded_dialogues(tiny_data, tmp_path):

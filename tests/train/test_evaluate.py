@@ -28,7 +28,8 @@ def test_normalize_answer():
     assert normalize_answer("a blue circle") == "blue circle"
 
 
-def test_zeroed_time_embeddings_make_the_encoder_blind_to_frame_order(rng=np.random.default_rng(0)):
+def test_zeroed_time_embeddings_make_the_encoder_blind_to_frame_order():
+    rng = np.random.default_rng(0)
     model = heron.load_model(tiny_model_config(), trainable="none")
     with torch.no_grad():
         model.encoder.time_embeddings.embeddings.normal_()  # clearly non-zero, as after training
@@ -55,7 +56,9 @@ def test_report_counts_generated_answers_per_category(tiny_data, monkeypatch):
     # An answerer that knows the answers (written sloppily) scores 1.0: the metric is exact match
     # after normalisation, on the generated text.
     answers = iter(q.answer for q in questions)  # questions are answered in order
-    monkeypatch.setattr(model, "generate", lambda prompts, media, **kw: [f" The {next(answers).upper()}." for _ in prompts])
+    monkeypatch.setattr(
+        model, "generate", lambda prompts, media, **kw: [f" The {next(answers).upper()}." for _ in prompts]
+    )
     perfect, _ = evaluate(model, questions, DecodeConfig(**DECODE), score_choices=False)
     assert perfect["overall"]["accuracy"] == 1.0
     assert all(c["accuracy"] == 1.0 for c in perfect["categories"].values())
@@ -65,7 +68,9 @@ def test_train_and_eval_commands(tmp_path, tiny_data, capsys):
     config = {
         "model": {**yaml.safe_load(open("configs/tiny.yaml"))["model"], "device": "cpu"},
         "train": {
-            "output_dir": str(tmp_path / "run"), "progress": False, "threads": 1,
+            "output_dir": str(tmp_path / "run"),
+            "progress": False,
+            "threads": 1,
             "data": {"train": str(tiny_data["train"]), "decode": DECODE, "frame_cache": str(tiny_data["frames"])},
             "stages": [{"name": "only", "steps": 2, "batch_size": 2, "eval_samples": 0, "eval_questions": 0}],
             "save_to": str(tmp_path / "model"),
@@ -76,8 +81,22 @@ def test_train_and_eval_commands(tmp_path, tiny_data, capsys):
     assert train_main([str(path), "--quiet"]) == 0
     assert (tmp_path / "model" / "model.safetensors").is_file()
     capsys.readouterr()
-    assert eval_main([str(tmp_path / "model"), str(tiny_data["root"]), "--split", "val", "--json", "--limit", "5",
-                      "--ablate", "time-embeddings"]) == 0
+    assert (
+        eval_main(
+            [
+                str(tmp_path / "model"),
+                str(tiny_data["root"]),
+                "--split",
+                "val",
+                "--json",
+                "--limit",
+                "5",
+                "--ablate",
+                "time-embeddings",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["questions"] == 5 and "time-embeddings" in report["ablations"]
     assert report["decode"]["window_frames"] == 8  # read from the model's training.json

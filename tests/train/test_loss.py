@@ -14,8 +14,10 @@ from heron.train.loss import flamingo_loss
 
 from .conftest import tiny_model_config
 
-TEXT = ("<image>Question: What color is the square? Answer: red<|endofchunk|>"
-        "Question: How many objects appear in the video? Answer: two<|endofchunk|>")
+TEXT = (
+    "<image>Question: What color is the square? Answer: red<|endofchunk|>"
+    "Question: How many objects appear in the video? Answer: two<|endofchunk|>"
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,8 @@ def test_text_labels_cover_everything_but_media_markers(model):
     assert [lab == IGNORE_INDEX for lab in labels] == [tok == model.image_token_id for tok in ids]
 
 
-def test_loss_is_cross_entropy_over_labelled_tokens_only(model, rng=np.random.default_rng(0)):
+def test_loss_is_cross_entropy_over_labelled_tokens_only(model):
+    rng = np.random.default_rng(0)
     ids, labels = tokenize_sample(model.tokenizer, TEXT, labels="answers", image_token_id=model.image_token_id)
     input_ids, labels = torch.tensor([ids]), torch.tensor([labels])
     media = model.encode(rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8))[None, None]  # [1, 1, R, d]
@@ -75,11 +78,14 @@ def test_loss_is_cross_entropy_over_labelled_tokens_only(model, rng=np.random.de
     torch.testing.assert_close(flamingo_loss(noisy, out.labels)[0], total)
 
 
-def test_tokens_are_conditioned_only_on_media_before_them(model, rng=np.random.default_rng(1)):
+def test_tokens_are_conditioned_only_on_media_before_them(model):
     """p(y_l | y_<l, x_<=l): in a two-clip (few-shot) sequence the first answer's loss does not
     depend on the second clip at all, and the second answer's loss does depend on it."""
-    text = ("<image>Question: What color is the square? Answer: red<|endofchunk|>"
-            "<image>Question: What color is the circle? Answer: blue<|endofchunk|>")
+    rng = np.random.default_rng(1)
+    text = (
+        "<image>Question: What color is the square? Answer: red<|endofchunk|>"
+        "<image>Question: What color is the circle? Answer: blue<|endofchunk|>"
+    )
     ids, labels = tokenize_sample(model.tokenizer, text, labels="answers", image_token_id=model.image_token_id)
     input_ids, labels = torch.tensor([ids]), torch.tensor([labels])
     second_start = ids.index(model.image_token_id, 1)
@@ -98,7 +104,8 @@ def test_tokens_are_conditioned_only_on_media_before_them(model, rng=np.random.d
     assert not torch.allclose(other_first[:second_start], base[:second_start])
 
 
-def test_linear_prefix_labels_stay_aligned_with_spliced_media(rng=np.random.default_rng(2)):
+def test_linear_prefix_labels_stay_aligned_with_spliced_media():
+    rng = np.random.default_rng(2)
     cfg = tiny_model_config()
     cfg.connector = "linear_prefix"
     model = heron.load_model(cfg).eval()

@@ -12,8 +12,14 @@ import yaml
 from heron.train.dataset import read_samples
 from heron.train.recipe import build_demo_model
 
-TINY_TOWER = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-              "image_size": 32, "patch_size": 8}
+TINY_TOWER = {
+    "hidden_size": 16,
+    "intermediate_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "image_size": 32,
+    "patch_size": 8,
+}
 
 
 def _config(root) -> dict:
@@ -24,26 +30,62 @@ def _config(root) -> dict:
             "vision": {"kind": "clip", "name_or_path": f"{build}/vision", "keep_cls": True},
             "lm": {"name_or_path": f"{build}/lm"},
             "resampler": {"depth": 1, "heads": 2, "head_dim": 8, "num_latents": 2, "max_frames": 8},
-            "xattn": {"heads": 2, "head_dim": 8}, "device": "cpu", "dtype": "float32",
+            "xattn": {"heads": 2, "head_dim": 8},
+            "device": "cpu",
+            "dtype": "float32",
         },
         "train": {
-            "output_dir": f"{build}/run", "save_to": f"{root}/model", "device": "cpu", "progress": False,
-            "data": {"train": f"{build}/data/train.jsonl", "captions": f"{build}/data/captions.jsonl",
-                     "val_captions": f"{build}/data/val_captions.jsonl",
-                     "decode": {"fps": 8.0, "window_frames": 8, "size": 32}, "frame_cache": f"{build}/frames",
-                     "dense_questions": True, "max_turns": 4},
-            "stages": [{"name": "align", "trainable": "connector", "train": [f"{build}/data/captions.jsonl"],
-                        **stage, "val": f"{build}/data/val_captions.jsonl", "eval_samples": 1},
-                       {"name": "tune", "trainable": "end_to_end", **stage}],
+            "output_dir": f"{build}/run",
+            "save_to": f"{root}/model",
+            "device": "cpu",
+            "progress": False,
+            "data": {
+                "train": f"{build}/data/train.jsonl",
+                "captions": f"{build}/data/captions.jsonl",
+                "val_captions": f"{build}/data/val_captions.jsonl",
+                "decode": {"fps": 8.0, "window_frames": 8, "size": 32},
+                "frame_cache": f"{build}/frames",
+                "dense_questions": True,
+                "max_turns": 4,
+            },
+            "stages": [
+                {
+                    "name": "align",
+                    "trainable": "connector",
+                    "train": [f"{build}/data/captions.jsonl"],
+                    **stage,
+                    "val": f"{build}/data/val_captions.jsonl",
+                    "eval_samples": 1,
+                },
+                {"name": "tune", "trainable": "end_to_end", **stage},
+            ],
         },
         "pretrain": {
-            "data": {"out": f"{build}/data", "train_clips": 4, "val_clips": 1, "test_clips": 2, "size": 32,
-                     "frames": 8, "fps": 8.0},
+            "data": {
+                "out": f"{build}/data",
+                "train_clips": 4,
+                "val_clips": 1,
+                "test_clips": 2,
+                "size": 32,
+                "frames": 8,
+                "fps": 8.0,
+            },
             "tokenizer": {"out": f"{build}/tokenizer"},
-            "vision": {"out": f"{build}/vision", "init": TINY_TOWER, "steps": 2, "batch_size": 8, "clips": 2,
-                       "projection_dim": 8, "text_init": {**TINY_TOWER, "max_position_embeddings": 32}},
-            "lm": {"out": f"{build}/lm", "init": {"n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 128},
-                   "steps": 2, "batch_size": 4},
+            "vision": {
+                "out": f"{build}/vision",
+                "init": TINY_TOWER,
+                "steps": 2,
+                "batch_size": 8,
+                "clips": 2,
+                "projection_dim": 8,
+                "text_init": {**TINY_TOWER, "max_position_embeddings": 32},
+            },
+            "lm": {
+                "out": f"{build}/lm",
+                "init": {"n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 128},
+                "steps": 2,
+                "batch_size": 4,
+            },
         },
     }
 

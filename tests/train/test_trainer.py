@@ -20,10 +20,30 @@ from heron.train.trainer import Trainer, make_optimizer
 from .conftest import tiny_model_config, tiny_run
 
 # Full batch (6 samples) and a constant learning rate: every step descends the same objective.
-STAGE1 = StageConfig(name="s1", trainable="connector", steps=20, batch_size=6, lr=3e-2, warmup_steps=2,
-                     min_lr_ratio=1.0, weight_decay=0.0, eval_samples=0, eval_questions=0)
-STAGE2 = StageConfig(name="s2", trainable="end_to_end", steps=10, batch_size=6, lr=1e-2, warmup_steps=1,
-                     min_lr_ratio=1.0, weight_decay=0.0, eval_samples=0, eval_questions=0)
+STAGE1 = StageConfig(
+    name="s1",
+    trainable="connector",
+    steps=20,
+    batch_size=6,
+    lr=3e-2,
+    warmup_steps=2,
+    min_lr_ratio=1.0,
+    weight_decay=0.0,
+    eval_samples=0,
+    eval_questions=0,
+)
+STAGE2 = StageConfig(
+    name="s2",
+    trainable="end_to_end",
+    steps=10,
+    batch_size=6,
+    lr=1e-2,
+    warmup_steps=1,
+    min_lr_ratio=1.0,
+    weight_decay=0.0,
+    eval_samples=0,
+    eval_questions=0,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -77,8 +97,18 @@ def test_two_stages_lower_the_loss_and_train_only_what_they_may(tmp_path, tiny_d
 
 
 def test_resume_reproduces_the_uninterrupted_loss_sequence(tmp_path, tiny_data):
-    stage = StageConfig(name="s1", trainable="connector", steps=8, batch_size=2, grad_accumulation=2, lr=1e-2,
-                        warmup_steps=2, eval_samples=4, eval_questions=0, checkpoint_every=3)
+    stage = StageConfig(
+        name="s1",
+        trainable="connector",
+        steps=8,
+        batch_size=2,
+        grad_accumulation=2,
+        lr=1e-2,
+        warmup_steps=2,
+        eval_samples=4,
+        eval_questions=0,
+        checkpoint_every=3,
+    )
     run_a = tiny_run(tmp_path / "a", tiny_data, stage)
     straight = Trainer(run_a).stage(0, run_a.model)
     straight.run(resume=False)

@@ -65,20 +65,49 @@ EOS = "<|endoftext|>"
 PROMPT = "<image>An image of a red cat.<|endofchunk|><image>An image of"
 MAX_NEW_TOKENS = 12
 VISION = {  # name -> (open_clip model config, seed)
-    "quickgelu": dict(embed_dim=16, quick_gelu=True,
-                      vision_cfg=dict(image_size=32, layers=2, width=12, head_width=6, patch_size=8),
-                      text_cfg=dict(context_length=16, vocab_size=64, width=16, heads=2, layers=1)),
-    "gelu": dict(embed_dim=16, quick_gelu=False,
-                 vision_cfg=dict(image_size=24, layers=2, width=8, head_width=4, patch_size=8, mlp_ratio=3.0),
-                 text_cfg=dict(context_length=16, vocab_size=64, width=16, heads=2, layers=1)),
+    "quickgelu": dict(
+        embed_dim=16,
+        quick_gelu=True,
+        vision_cfg=dict(image_size=32, layers=2, width=12, head_width=6, patch_size=8),
+        text_cfg=dict(context_length=16, vocab_size=64, width=16, heads=2, layers=1),
+    ),
+    "gelu": dict(
+        embed_dim=16,
+        quick_gelu=False,
+        vision_cfg=dict(image_size=24, layers=2, width=8, head_width=4, patch_size=8, mlp_ratio=3.0),
+        text_cfg=dict(context_length=16, vocab_size=64, width=16, heads=2, layers=1),
+    ),
 }
 LMS = {  # family -> (config, vision tower it is paired with)
-    "opt": (OPTConfig(vocab_size=257, hidden_size=16, num_hidden_layers=4, ffn_dim=32, num_attention_heads=2,
-                      word_embed_proj_dim=16, max_position_embeddings=128, bos_token_id=256, eos_token_id=256,
-                      pad_token_id=256), "quickgelu"),
-    "gpt_neox": (GPTNeoXConfig(vocab_size=257, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
-                               intermediate_size=32, max_position_embeddings=128, rotary_pct=0.5,
-                               bos_token_id=256, eos_token_id=256), "gelu"),
+    "opt": (
+        OPTConfig(
+            vocab_size=257,
+            hidden_size=16,
+            num_hidden_layers=4,
+            ffn_dim=32,
+            num_attention_heads=2,
+            word_embed_proj_dim=16,
+            max_position_embeddings=128,
+            bos_token_id=256,
+            eos_token_id=256,
+            pad_token_id=256,
+        ),
+        "quickgelu",
+    ),
+    "gpt_neox": (
+        GPTNeoXConfig(
+            vocab_size=257,
+            hidden_size=16,
+            num_hidden_layers=4,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=128,
+            rotary_pct=0.5,
+            bos_token_id=256,
+            eos_token_id=256,
+        ),
+        "gelu",
+    ),
 }
 LM_CLASSES = {"opt": OPTForCausalLM, "gpt_neox": GPTNeoXForCausalLM}
 INTERVALS = (1, 2)
@@ -114,7 +143,9 @@ def write_vision(out: Path, name: str, cfg: dict, registry: Path) -> dict[str, t
     directory = out / f"vision-{name}"
     directory.mkdir(parents=True, exist_ok=True)
     preprocess = dict(mean=list(open_clip.OPENAI_DATASET_MEAN), std=list(open_clip.OPENAI_DATASET_STD))
-    (directory / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": preprocess}, indent=2))
+    (directory / "open_clip_config.json").write_text(
+        json.dumps({"model_cfg": cfg, "preprocess_cfg": preprocess}, indent=2)
+    )
     visual = {k: v.contiguous() for k, v in clip.visual.state_dict().items()}
     save_file({f"visual.{k}": v for k, v in visual.items()}, str(directory / "open_clip_model.safetensors"))
     return visual
@@ -141,21 +172,32 @@ def greedy(model, vision_x, input_ids, attention_mask, tokenizer) -> tuple[torch
     """
     ids = tokenizer.convert_tokens_to_ids
     out = model.generate(
-        vision_x, input_ids, attention_mask, max_new_tokens=MAX_NEW_TOKENS, num_beams=1, do_sample=False,
+        vision_x,
+        input_ids,
+        attention_mask,
+        max_new_tokens=MAX_NEW_TOKENS,
+        num_beams=1,
+        do_sample=False,
         eos_token_id=[tokenizer.eos_token_id, ids("<|endofchunk|>")],
-        bad_words_ids=[[ids("<image>")], [tokenizer.pad_token_id]], pad_token_id=tokenizer.pad_token_id,
-        output_scores=True, return_dict_in_generate=True,
+        bad_words_ids=[[ids("<image>")], [tokenizer.pad_token_id]],
+        pad_token_id=tokenizer.pad_token_id,
+        output_scores=True,
+        return_dict_in_generate=True,
     )
-    margins = [float((s[0].topk(2).values[0] - s[0].topk(2).values[1])) for s in out.scores]
-    return out.sequences[:, input_ids.shape[1]:], min(margins)
+    margins = [float(s[0].topk(2).values[0] - s[0].topk(2).values[1]) for s in out.scores]
+    return out.sequences[:, input_ids.shape[1] :], min(margins)
 
 
-def write_case(out: Path, family: str, every: int, vision: dict[str, dict[str, torch.Tensor]], images: np.ndarray,
-               *, full: bool) -> dict:
+def write_case(
+    out: Path, family: str, every: int, vision: dict[str, dict[str, torch.Tensor]], images: np.ndarray, *, full: bool
+) -> dict:
     _, vision_name = LMS[family]
     torch.manual_seed(500 + 10 * every + len(family))
     model, image_processor, tokenizer = create_model_and_transforms(
-        f"heron-tiny-vit-{vision_name}", None, str(out / f"lm-{family}"), str(out / "tokenizer"),
+        f"heron-tiny-vit-{vision_name}",
+        None,
+        str(out / f"lm-{family}"),
+        str(out / "tokenizer"),
         cross_attn_every_n_layers=every,
     )
     model.vision_encoder.load_state_dict(vision[vision_name])
@@ -176,10 +218,18 @@ def write_case(out: Path, family: str, every: int, vision: dict[str, dict[str, t
         torch.save({"epoch": 0, "model_state_dict": model.state_dict()}, directory / "checkpoint.pt")
     else:  # the layout of the released checkpoints
         torch.save(filter_state_dict_to_trainable(model, model.state_dict()), directory / "checkpoint.pt")
-    (directory / "openflamingo.json").write_text(json.dumps({
-        "vision": f"../vision-{vision_name}", "lm": f"../lm-{family}", "tokenizer": "../tokenizer",
-        "cross_attn_every_n_layers": every,
-    }, indent=2) + "\n")
+    (directory / "openflamingo.json").write_text(
+        json.dumps(
+            {
+                "vision": f"../vision-{vision_name}",
+                "lm": f"../lm-{family}",
+                "tokenizer": "../tokenizer",
+                "cross_attn_every_n_layers": every,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
     pixels = torch.stack([image_processor(Image.fromarray(image)) for image in images])  # [2, 3, H, W]
     vision_x = pixels[None, :, None]  # [1, T_img=2, F=1, 3, H, W]
@@ -192,25 +242,44 @@ def write_case(out: Path, family: str, every: int, vision: dict[str, dict[str, t
         two_frames = vision_tokens[None, None]  # [1, T=1, F=2, S, d]
         two_frame_latents = model.perceiver(two_frames)  # [1, 1, R, d]
         generated, margin = greedy(model, vision_x, batch["input_ids"], batch["attention_mask"], tokenizer)
-    save_file({
-        "images": torch.from_numpy(images).contiguous(), "pixel_values": pixels.contiguous(),
-        "input_ids": batch["input_ids"].contiguous(), "attention_mask": batch["attention_mask"].contiguous(),
-        "vision_tokens": vision_tokens.contiguous(), "media_latents": media_latents.contiguous(),
-        "logits": logits.contiguous(), "generated": generated.contiguous(),
-        "two_frame_features": two_frames.contiguous(), "two_frame_latents": two_frame_latents.contiguous(),
-    }, str(directory / "reference.safetensors"))
+    save_file(
+        {
+            "images": torch.from_numpy(images).contiguous(),
+            "pixel_values": pixels.contiguous(),
+            "input_ids": batch["input_ids"].contiguous(),
+            "attention_mask": batch["attention_mask"].contiguous(),
+            "vision_tokens": vision_tokens.contiguous(),
+            "media_latents": media_latents.contiguous(),
+            "logits": logits.contiguous(),
+            "generated": generated.contiguous(),
+            "two_frame_features": two_frames.contiguous(),
+            "two_frame_latents": two_frame_latents.contiguous(),
+        },
+        str(directory / "reference.safetensors"),
+    )
     meta = {
-        "prompt": PROMPT, "input_ids": batch["input_ids"][0].tolist(), "generated": generated[0].tolist(),
-        "generated_text": tokenizer.decode(generated[0]), "max_new_tokens": MAX_NEW_TOKENS,
-        "greedy_min_margin": margin, "len_tokenizer": len(tokenizer),
+        "prompt": PROMPT,
+        "input_ids": batch["input_ids"][0].tolist(),
+        "generated": generated[0].tolist(),
+        "generated_text": tokenizer.decode(generated[0]),
+        "max_new_tokens": MAX_NEW_TOKENS,
+        "greedy_min_margin": margin,
+        "len_tokenizer": len(tokenizer),
         "special_tokens": {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endofchunk|>", "<image>", "<PAD>", EOS)},
         "checkpoint_layout": "full" if full else "trainable",
-        "checkpoint_keys": len(torch.load(directory / "checkpoint.pt").get("model_state_dict", {}) if full
-                               else torch.load(directory / "checkpoint.pt")),
-        "versions": {p: version(p) for p in ("open-flamingo", "torch", "transformers", "open-clip-torch", "tokenizers")},
+        "checkpoint_keys": len(
+            torch.load(directory / "checkpoint.pt").get("model_state_dict", {})
+            if full
+            else torch.load(directory / "checkpoint.pt")
+        ),
+        "versions": {
+            p: version(p) for p in ("open-flamingo", "torch", "transformers", "open-clip-torch", "tokenizers")
+        },
     }
     text = json.dumps(meta, indent=2)
-    text = re.sub(r"\[\s+([-\d,\s]+?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)  # ids on one line
+    text = re.sub(
+        r"\[\s+([-\d,\s]+?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text
+    )  # ids on one line
     (directory / "reference.json").write_text(text + "\n")
     return meta
 
@@ -232,8 +301,10 @@ def main(argv: list[str] | None = None) -> int:
             images = np.random.default_rng(7).integers(0, 256, size=(2, size, size, 3), dtype=np.uint8)
             for every in INTERVALS:
                 meta = write_case(out, family, every, vision, images, full=(family, every) == ("gpt_neox", 2))
-                print(f"{family}-every{every}: {meta['checkpoint_keys']} checkpoint keys, "
-                      f"greedy {meta['generated']} (min margin {meta['greedy_min_margin']:.3g})")
+                print(
+                    f"{family}-every{every}: {meta['checkpoint_keys']} checkpoint keys, "
+                    f"greedy {meta['generated']} (min margin {meta['greedy_min_margin']:.3g})"
+                )
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {out} ({total / 2**20:.2f} MiB)")
     return 0

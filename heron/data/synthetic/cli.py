@@ -23,9 +23,7 @@ def build_parser(prog: str = "heron data synth") -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, default=96, help="frame width = height, px (even)")
     parser.add_argument("--frames", type=int, default=16, help="frames per clip")
     parser.add_argument("--fps", type=float, default=8.0, help="frames per second")
-    parser.add_argument(
-        "--questions-per-clip", type=int, default=len(CATEGORIES), help="categories asked per clip"
-    )
+    parser.add_argument("--questions-per-clip", type=int, default=len(CATEGORIES), help="categories asked per clip")
     return parser
 
 
@@ -37,8 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = ClipConfig(size=args.size, num_frames=args.frames, fps=args.fps)
         manifest = generate_dataset(
-            args.out, args.n, args.seed, split=args.split, clip=cfg,
-            questions_per_clip=args.questions_per_clip, progress=True,
+            args.out,
+            args.n,
+            args.seed,
+            split=args.split,
+            clip=cfg,
+            questions_per_clip=args.questions_per_clip,
+            progress=True,
         )
     except HeronError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -48,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - started
     # The one-line summary is the command's output, so it is printed, not logged.
     print(
-        f"wrote {args.n} clips, {questions} questions ({args.split}, seed {args.seed}) "
-        f"to {manifest} in {seconds:.1f} s"
+        f"wrote {args.n} clips, {questions} questions ({args.split}, seed {args.seed}) to {manifest} in {seconds:.1f} s"
     )
     return 0
 

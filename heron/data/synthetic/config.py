@@ -87,9 +87,7 @@ class ClipConfig:
         vocabularies = (("colors", self.colors, PALETTE), ("shapes", self.shapes, SHAPES))
         for field, names, known in vocabularies:
             if any(name not in known for name in names) or len(set(names)) != len(names):
-                raise SyntheticConfigError(
-                    f"{field} must be distinct names from {list(known)}, got {list(names)}"
-                )
+                raise SyntheticConfigError(f"{field} must be distinct names from {list(known)}, got {list(names)}")
         most = min(len(self.colors), len(self.shapes), len(NUMBER_WORDS) - 1)
         if not 1 <= self.min_objects <= self.max_objects <= most:
             raise SyntheticConfigError(

@@ -81,9 +81,7 @@ def generate_dataset(
     if not isinstance(n, numbers.Integral) or n < 1:
         raise SyntheticConfigError(f"n (number of clips) must be a positive integer, got {n!r}")
     if not 1 <= questions_per_clip <= len(CATEGORIES):
-        raise SyntheticConfigError(
-            f"questions_per_clip must be in [1, {len(CATEGORIES)}], got {questions_per_clip}"
-        )
+        raise SyntheticConfigError(f"questions_per_clip must be in [1, {len(CATEGORIES)}], got {questions_per_clip}")
     clip_seeds = split_seeds(seed, split, n)  # validates split and seed before anything is written
     split_dir = Path(out_dir) / split
     (split_dir / "videos").mkdir(parents=True, exist_ok=True)
@@ -120,13 +118,15 @@ def _build_clip(job: _ClipJob) -> tuple[dict, list[dict]]:
     pts = None if float(cfg.fps).is_integer() else np.arange(cfg.num_frames) / cfg.fps
     write_video(job.split_dir / video, frames, fps=cfg.fps, pts_seconds=pts)
     common = {"video": video, "start": 0.0, "end": cfg.duration}
-    items = [
-        {"id": f"{job.split}-{job.index:06d}-{q['category']}", **common, **q, "seed": job.seed}
-        for q in questions
-    ]
+    items = [{"id": f"{job.split}-{job.index:06d}-{q['category']}", **common, **q, "seed": job.seed} for q in questions]
     record = {
-        "clip": job.index, "split": job.split, "base_seed": job.base_seed, "seed": job.seed,
-        **common, "caption": make_caption(meta), **meta.to_dict(),
+        "clip": job.index,
+        "split": job.split,
+        "base_seed": job.base_seed,
+        "seed": job.seed,
+        **common,
+        "caption": make_caption(meta),
+        **meta.to_dict(),
     }
     return record, items
 

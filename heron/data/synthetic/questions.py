@@ -78,13 +78,11 @@ def _temporal_order(meta: ClipMetadata, rng: np.random.Generator) -> Question | 
 
 
 def _presence(meta: ClipMetadata, rng: np.random.Generator) -> Question:
-    """"Is there a <color> <shape> at the start|end of the video?" (first | last frame)."""
+    """ "Is there a <color> <shape> at the start|end of the video?" (first | last frame)."""
     # Ask only about moments with something on screen, so "yes" is possible and the moment word
     # says nothing about the answer: P(yes | start) = P(yes | end) = 1/2.
     frames = {
-        moment: frame
-        for moment, frame in moment_frames(meta).items()
-        if any(o.visible(frame) for o in meta.objects)
+        moment: frame for moment, frame in moment_frames(meta).items() if any(o.visible(frame) for o in meta.objects)
     }
     moment = _pick(rng, sorted(frames, key=MOMENTS.index))
     frame = frames[moment]
@@ -125,7 +123,6 @@ def make_caption(meta: ClipMetadata) -> str:
     return ". ".join(s if i == 0 else f"then {s}" for i, s in enumerate(sentences)) + "."
 
 
-
 def make_dense_questions(meta: ClipMetadata, rng: np.random.Generator) -> list[Question]:
     """Every question the clip supports, for training (test sets use ``make_questions``).
 
@@ -136,8 +133,12 @@ def make_dense_questions(meta: ClipMetadata, rng: np.random.Generator) -> list[Q
     out: list[Question] = []
     for obj in meta.objects:
         out.append({**_qa(f"What color is the {obj.shape}?", obj.color, meta.config.colors), "category": "attribute"})
-        out.append({**_qa(f"What shape is the {obj.color} object?", obj.shape, meta.config.shapes), "category": "attribute"})
-        out.append({**_qa(f"Which direction does the {obj.name} move?", obj.direction, DIRECTIONS), "category": "motion"})
+        out.append(
+            {**_qa(f"What shape is the {obj.color} object?", obj.shape, meta.config.shapes), "category": "attribute"}
+        )
+        out.append(
+            {**_qa(f"Which direction does the {obj.name} move?", obj.direction, DIRECTIONS), "category": "motion"}
+        )
     out.append({**_counting(meta, rng), "category": "counting"})
     for i, j in temporal_pairs(meta):
         earlier, later = meta.objects[i], meta.objects[j]
@@ -175,6 +176,9 @@ def make_frame_caption(meta: ClipMetadata, frame: int, *, grid: int = 3) -> str:
     rows, cols = GRID_WORDS[grid]
     cell = meta.config.size / grid
     visible = sorted((o for o in meta.objects if o.visible(frame)), key=lambda o: o.center(frame))
-    parts = [f"{o.name} {rows[min(grid - 1, int(y // cell))]} {cols[min(grid - 1, int(x // cell))]}"
-             for o in visible for x, y in [o.center(frame)]]
+    parts = [
+        f"{o.name} {rows[min(grid - 1, int(y // cell))]} {cols[min(grid - 1, int(x // cell))]}"
+        for o in visible
+        for x, y in [o.center(frame)]
+    ]
     return " and ".join(parts) or "nothing"

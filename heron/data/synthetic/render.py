@@ -47,9 +47,7 @@ def _draw(frames: np.ndarray, obj: ClipObject, grid: Grid) -> None:
         frames[t][shape_mask(obj.shape, obj.center(t), obj.size, grid)] = color
 
 
-def generate_clip(
-    rng: np.random.Generator, cfg: ClipConfig | None = None
-) -> tuple[np.ndarray, ClipMetadata]:
+def generate_clip(rng: np.random.Generator, cfg: ClipConfig | None = None) -> tuple[np.ndarray, ClipMetadata]:
     """Sample a scene from ``rng`` and render it: (frames uint8 [T, H, W, 3], metadata)."""
     meta = sample_clip(rng, cfg if cfg is not None else ClipConfig())
     return render_clip(meta), meta

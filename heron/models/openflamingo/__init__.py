@@ -38,6 +38,14 @@ from heron.models.openflamingo.open_clip import open_clip_to_hf_clip, open_clip_
 from heron.models.openflamingo.variants import SIDECAR, VARIANTS, OpenFlamingoSources, OpenFlamingoVariant
 
 __all__ = [
-    "SIDECAR", "VARIANTS", "OpenFlamingoSources", "OpenFlamingoVariant", "convert_openflamingo", "load_openflamingo",
-    "load_openflamingo_encoder", "open_clip_to_hf_clip", "open_clip_vision_config", "read_checkpoint",
+    "SIDECAR",
+    "VARIANTS",
+    "OpenFlamingoSources",
+    "OpenFlamingoVariant",
+    "convert_openflamingo",
+    "load_openflamingo",
+    "load_openflamingo_encoder",
+    "open_clip_to_hf_clip",
+    "open_clip_vision_config",
+    "read_checkpoint",
 ]

@@ -54,8 +54,13 @@ def structure(state: dict[str, torch.Tensor], source: str) -> dict:
     path, indices = next(iter(gated.items())) if gated else ("<decoder layers>", {0})
     first = min(indices)
     prefix = f"lang_encoder.{path}.{first}.gated_cross_attn_layer."
-    needed = ["perceiver.latents", "perceiver.layers.0.0.to_q.weight", "perceiver.layers.0.1.1.weight",
-              prefix + "attn.to_q.weight", prefix + "ff.1.weight"]
+    needed = [
+        "perceiver.latents",
+        "perceiver.layers.0.0.to_q.weight",
+        "perceiver.layers.0.1.1.weight",
+        prefix + "attn.to_q.weight",
+        prefix + "ff.1.weight",
+    ]
     missing = [k for k in needed if k not in state]
     if missing:
         raise CheckpointMismatchError(source, missing=missing)
@@ -63,18 +68,30 @@ def structure(state: dict[str, torch.Tensor], source: str) -> dict:
     perceiver_inner = state["perceiver.layers.0.0.to_q.weight"].shape[0]
     xattn_inner, lang_dim = state[prefix + "attn.to_q.weight"].shape
     if perceiver_inner % HEADS or xattn_inner % HEADS:
-        raise CheckpointMismatchError(source, mismatched=[
-            ("perceiver / gated to_q.weight rows", (perceiver_inner, xattn_inner), (f"multiples of {HEADS} heads",))])
+        raise CheckpointMismatchError(
+            source,
+            mismatched=[
+                ("perceiver / gated to_q.weight rows", (perceiver_inner, xattn_inner), (f"multiples of {HEADS} heads",))
+            ],
+        )
     return dict(
-        layers_path=path, xattn_layers=sorted(indices), every_n=first + 1, dim=dim,
+        layers_path=path,
+        xattn_layers=sorted(indices),
+        every_n=first + 1,
+        dim=dim,
         resampler=ResamplerConfig(
-            depth=len({k.split(".")[2] for k in state if k.startswith("perceiver.layers.")}), heads=HEADS,
-            head_dim=perceiver_inner // HEADS, num_latents=num_latents,
+            depth=len({k.split(".")[2] for k in state if k.startswith("perceiver.layers.")}),
+            heads=HEADS,
+            head_dim=perceiver_inner // HEADS,
+            num_latents=num_latents,
             ffw_mult=state["perceiver.layers.0.1.1.weight"].shape[0] // dim,
             max_frames=state["perceiver.frame_embs"].shape[0] if "perceiver.frame_embs" in state else 8,
         ),
         xattn=CrossAttentionConfig(
-            every_n_layers=first + 1, heads=HEADS, head_dim=xattn_inner // HEADS,
-            ffw_mult=state[prefix + "ff.1.weight"].shape[0] // lang_dim, media_attention="immediate",
+            every_n_layers=first + 1,
+            heads=HEADS,
+            head_dim=xattn_inner // HEADS,
+            ffw_mult=state[prefix + "ff.1.weight"].shape[0] // lang_dim,
+            media_attention="immediate",
         ),
     )

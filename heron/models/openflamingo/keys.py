@@ -51,14 +51,17 @@ def perceiver_key(key: str) -> str | None:
     if key == "perceiver.frame_embs":  # [F, d]: one embedding per frame, added before flattening
         return "encoder.time_embeddings.embeddings"
     if key.startswith("perceiver.") and key != "perceiver.media_time_embs":
-        return "encoder.resampler." + key[len("perceiver."):]
+        return "encoder.resampler." + key[len("perceiver.") :]
     return None
 
 
 def perceiver_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The perceiver's weights under Heron's names (frame_embs [F, d] become [F, 1, d])."""
-    return {perceiver_key(k): (v[:, None] if k == "perceiver.frame_embs" else v)
-            for k, v in state.items() if perceiver_key(k) is not None}
+    return {
+        perceiver_key(k): (v[:, None] if k == "perceiver.frame_embs" else v)
+        for k, v in state.items()
+        if perceiver_key(k) is not None
+    }
 
 
 def map_checkpoint(state: dict[str, torch.Tensor], model: HeronModel, layers_path: str, report: LoadReport):
@@ -71,11 +74,11 @@ def map_checkpoint(state: dict[str, torch.Tensor], model: HeronModel, layers_pat
         if perceiver_key(key) is not None:
             continue  # perceiver_weights below
         elif key.startswith("vision_encoder."):
-            vision[key[len("vision_encoder."):]] = value
+            vision[key[len("vision_encoder.") :]] = value
         elif key.startswith(("lang_encoder.old_decoder_blocks.", "lang_encoder.gated_cross_attn_layers.")):
             report.aliases += 1
         elif key.startswith("lang_encoder."):
-            inner = key[len("lang_encoder."):]
+            inner = key[len("lang_encoder.") :]
             layer = layer_key.fullmatch(inner)
             if layer and layer.group(2).startswith("gated_cross_attn_layer."):
                 mapped[f"lm.{inner}"] = value
@@ -106,6 +109,8 @@ def match_vocabulary(model: HeronModel, mapped: dict[str, torch.Tensor]) -> None
     rows = {mapped[k].shape[0] for k in _embedding_keys(model) if k in mapped}
     target = max(rows) if rows else len(model.tokenizer)
     if target < len(model.tokenizer):
-        raise CheckpointMismatchError("the checkpoint", mismatched=[("LM embeddings", (target,), (f">= {len(model.tokenizer)} tokens",))])
+        raise CheckpointMismatchError(
+            "the checkpoint", mismatched=[("LM embeddings", (target,), (f">= {len(model.tokenizer)} tokens",))]
+        )
     if model.lm.get_input_embeddings().weight.shape[0] != target:
         model.lm.resize_token_embeddings(target, mean_resizing=False)

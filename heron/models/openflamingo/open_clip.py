@@ -22,11 +22,18 @@ _CLIP_TOP = {
     "class_embedding": "embeddings.class_embedding",
     "positional_embedding": "embeddings.position_embedding.weight",
     "conv1.weight": "embeddings.patch_embedding.weight",
-    "ln_pre.weight": "pre_layrnorm.weight", "ln_pre.bias": "pre_layrnorm.bias",
-    "ln_post.weight": "post_layernorm.weight", "ln_post.bias": "post_layernorm.bias",
+    "ln_pre.weight": "pre_layrnorm.weight",
+    "ln_pre.bias": "pre_layrnorm.bias",
+    "ln_post.weight": "post_layernorm.weight",
+    "ln_post.bias": "post_layernorm.bias",
 }
-_CLIP_BLOCK = {"ln_1": "layer_norm1", "ln_2": "layer_norm2", "attn.out_proj": "self_attn.out_proj",
-               "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2"}
+_CLIP_BLOCK = {
+    "ln_1": "layer_norm1",
+    "ln_2": "layer_norm2",
+    "attn.out_proj": "self_attn.out_proj",
+    "mlp.c_fc": "mlp.fc1",
+    "mlp.c_proj": "mlp.fc2",
+}
 _CLIP_UNUSED = {"proj"}  # the image-text projection of the pooled output; the tokens never see it
 
 
@@ -37,21 +44,35 @@ def open_clip_vision_config(model_cfg: dict) -> tuple[dict, bool]:
     express (layer scale, attentional pooling, patch norm, timm or ResNet towers) are refused.
     """
     vision = dict(model_cfg.get("vision_cfg", {}))
-    unsupported = [name for name, default in (("timm_model_name", None), ("ls_init_value", None),
-                                              ("attentional_pool", False), ("input_patchnorm", False))
-                   if vision.get(name, default) not in (default,)]
+    unsupported = [
+        name
+        for name, default in (
+            ("timm_model_name", None),
+            ("ls_init_value", None),
+            ("attentional_pool", False),
+            ("input_patchnorm", False),
+        )
+        if vision.get(name, default) not in (default,)
+    ]
     if isinstance(vision.get("layers", 12), (list, tuple)):
         unsupported.append("layers (a ResNet tower)")
     size, patch = vision.get("image_size", 224), vision.get("patch_size", 16)
     if isinstance(size, (list, tuple)) or isinstance(patch, (list, tuple)):
         unsupported.append("non-square image_size/patch_size")
     if unsupported:
-        raise ConfigError(f"open_clip vision tower options Heron cannot convert to a CLIPVisionModel: {', '.join(unsupported)}")
+        raise ConfigError(
+            f"open_clip vision tower options Heron cannot convert to a CLIPVisionModel: {', '.join(unsupported)}"
+        )
     width = vision.get("width", 768)
     init = dict(
-        hidden_size=width, intermediate_size=int(width * vision.get("mlp_ratio", 4.0)),
-        num_hidden_layers=vision.get("layers", 12), num_attention_heads=width // vision.get("head_width", 64),
-        image_size=size, patch_size=patch, layer_norm_eps=1e-5, projection_dim=model_cfg.get("embed_dim", width),
+        hidden_size=width,
+        intermediate_size=int(width * vision.get("mlp_ratio", 4.0)),
+        num_hidden_layers=vision.get("layers", 12),
+        num_attention_heads=width // vision.get("head_width", 64),
+        image_size=size,
+        patch_size=patch,
+        layer_norm_eps=1e-5,
+        projection_dim=model_cfg.get("embed_dim", width),
         # OpenAI's towers were trained with QuickGELU; open_clip uses exact GELU unless told otherwise
         hidden_act="quick_gelu" if model_cfg.get("quick_gelu", False) else "gelu",
     )
@@ -97,9 +118,11 @@ class OpenClipTower:
         for name in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
             if (self.directory / name).is_file():
                 state = read_checkpoint(self.directory / name)
-                return {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")}
-        raise ConfigError(f"{self.directory} has open_clip_config.json but no open_clip_model.safetensors "
-                          "or open_clip_pytorch_model.bin")
+                return {k[len("visual.") :]: v for k, v in state.items() if k.startswith("visual.")}
+        raise ConfigError(
+            f"{self.directory} has open_clip_config.json but no open_clip_model.safetensors "
+            "or open_clip_pytorch_model.bin"
+        )
 
 
 def find_open_clip(vision: str) -> OpenClipTower | None:
@@ -121,8 +144,11 @@ def vision_config(sources: OpenFlamingoSources) -> tuple[VisionConfig, OpenClipT
     if pre.get("resize_mode", "shortest") not in ("shortest", "squash"):
         raise ConfigError(f"open_clip resize_mode {pre['resize_mode']!r} is not supported (shortest, squash)")
     return VisionConfig(
-        kind="clip", init=init, keep_cls=keep_cls,
-        image_mean=list(pre.get("mean", OPENAI_CLIP_MEAN)), image_std=list(pre.get("std", OPENAI_CLIP_STD)),
+        kind="clip",
+        init=init,
+        keep_cls=keep_cls,
+        image_mean=list(pre.get("mean", OPENAI_CLIP_MEAN)),
+        image_std=list(pre.get("std", OPENAI_CLIP_STD)),
         resize_mode="bilinear" if pre.get("interpolation") == "bilinear" else "bicubic",
         center_crop=pre.get("resize_mode", "shortest") == "shortest",
     ), tower
@@ -137,8 +163,11 @@ def load_vision(tower: torch.nn.Module, visual: dict[str, torch.Tensor], source:
     converted = {prefix + k: v for k, v in converted.items()}
     missing = sorted(set(expected) - set(converted) - {k for k in expected if k.endswith("position_ids")})
     unexpected = [f"{source}:{k}" for k in unexpected] + [k for k in converted if k not in expected]
-    mismatched = [(k, tuple(v.shape), tuple(expected[k].shape)) for k, v in converted.items()
-                  if k in expected and v.shape != expected[k].shape]
+    mismatched = [
+        (k, tuple(v.shape), tuple(expected[k].shape))
+        for k, v in converted.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
     if not (missing or unexpected or mismatched):
         tower.load_state_dict(converted, strict=False)
     return [f"encoder.backbone.tower.{k}" for k in missing], unexpected, mismatched

@@ -32,18 +32,38 @@ class OpenFlamingoVariant:
 _VIT_L = "openai/clip-vit-large-patch14"
 VARIANTS: dict[str, OpenFlamingoVariant] = {
     "openflamingo/OpenFlamingo-3B-vitl-mpt1b": OpenFlamingoVariant(
-        _VIT_L, "anas-awadalla/mpt-1b-redpajama-200b", "anas-awadalla/mpt-1b-redpajama-200b", 1,
-        trust_remote_code=True, decoder_layers_attr="transformer.blocks"),
+        _VIT_L,
+        "anas-awadalla/mpt-1b-redpajama-200b",
+        "anas-awadalla/mpt-1b-redpajama-200b",
+        1,
+        trust_remote_code=True,
+        decoder_layers_attr="transformer.blocks",
+    ),
     "openflamingo/OpenFlamingo-3B-vitl-mpt1b-langinstruct": OpenFlamingoVariant(
-        _VIT_L, "anas-awadalla/mpt-1b-redpajama-200b-dolly", "anas-awadalla/mpt-1b-redpajama-200b-dolly", 1,
-        trust_remote_code=True, decoder_layers_attr="transformer.blocks"),
+        _VIT_L,
+        "anas-awadalla/mpt-1b-redpajama-200b-dolly",
+        "anas-awadalla/mpt-1b-redpajama-200b-dolly",
+        1,
+        trust_remote_code=True,
+        decoder_layers_attr="transformer.blocks",
+    ),
     "openflamingo/OpenFlamingo-4B-vitl-rpj3b": OpenFlamingoVariant(
-        _VIT_L, "togethercomputer/RedPajama-INCITE-Base-3B-v1", "togethercomputer/RedPajama-INCITE-Base-3B-v1", 2),
+        _VIT_L, "togethercomputer/RedPajama-INCITE-Base-3B-v1", "togethercomputer/RedPajama-INCITE-Base-3B-v1", 2
+    ),
     "openflamingo/OpenFlamingo-4B-vitl-rpj3b-langinstruct": OpenFlamingoVariant(
-        _VIT_L, "togethercomputer/RedPajama-INCITE-Instruct-3B-v1", "togethercomputer/RedPajama-INCITE-Instruct-3B-v1", 2),
+        _VIT_L,
+        "togethercomputer/RedPajama-INCITE-Instruct-3B-v1",
+        "togethercomputer/RedPajama-INCITE-Instruct-3B-v1",
+        2,
+    ),
     "openflamingo/OpenFlamingo-9B-vitl-mpt7b": OpenFlamingoVariant(
-        _VIT_L, "anas-awadalla/mpt-7b", "anas-awadalla/mpt-7b", 4,
-        trust_remote_code=True, decoder_layers_attr="transformer.blocks"),
+        _VIT_L,
+        "anas-awadalla/mpt-7b",
+        "anas-awadalla/mpt-7b",
+        4,
+        trust_remote_code=True,
+        decoder_layers_attr="transformer.blocks",
+    ),
 }
 
 
@@ -77,8 +97,10 @@ def resolve_sources(checkpoint: str | Path, given: OpenFlamingoSources) -> tuple
         raise ConfigError(f"unknown OpenFlamingo model {text!r}; known: {', '.join(VARIANTS)}")
     path = Path(checkpoint)
     if not path.is_file():
-        raise ConfigError(f"OpenFlamingo checkpoint {path} does not exist (give a checkpoint.pt or a released "
-                          f"model's name: {', '.join(VARIANTS)})")
+        raise ConfigError(
+            f"OpenFlamingo checkpoint {path} does not exist (give a checkpoint.pt or a released "
+            f"model's name: {', '.join(VARIANTS)})"
+        )
     sidecar = path.parent / SIDECAR
     if sidecar.is_file():
         data = json.loads(sidecar.read_text())

@@ -12,8 +12,15 @@ from dataclasses import dataclass
 
 import av
 
-from heron.errors import (CorruptVideoError, NotAVideoError, ResolutionError, SourceError, SourceNotFoundError,
-                          SourceUnreachableError, UnsupportedCodecError)
+from heron.errors import (
+    CorruptVideoError,
+    NotAVideoError,
+    ResolutionError,
+    SourceError,
+    SourceNotFoundError,
+    SourceUnreachableError,
+    UnsupportedCodecError,
+)
 from heron.pipeline.sources import Source, resolve_source, sniff_container
 
 
@@ -29,15 +36,22 @@ class VideoInfo:
     n_frames: int | None  # frame count from the container index; None when unknown
 
 
-def open_container(source: Source, timeout_s: float, options: dict[str, str] | None = None) -> av.container.InputContainer:
+def open_container(
+    source: Source, timeout_s: float, options: dict[str, str] | None = None
+) -> av.container.InputContainer:
     """av.open with Heron's typed errors instead of FFmpeg's.
 
     ``timeout_s`` bounds each network wait (open and read) of a URL. Metadata tags that are not
     valid UTF-8 are decoded with replacement characters instead of failing the open.
     """
     try:
-        return av.open(source.uri, mode="r", timeout=timeout_s if source.is_url else None,
-                       metadata_errors="replace", options=options or {})
+        return av.open(
+            source.uri,
+            mode="r",
+            timeout=timeout_s if source.is_url else None,
+            metadata_errors="replace",
+            options=options or {},
+        )
     except av.error.FFmpegError as exc:
         raise map_open_error(exc, source) from exc
 
@@ -95,16 +109,24 @@ def video_info(source: Source, container: av.container.InputContainer) -> VideoI
     else:
         duration = container.duration / av.time_base if container.duration else None
     rate = stream.average_rate or stream.guessed_rate
-    return VideoInfo(duration=duration, fps=float(rate) if rate else None, width=context.width,
-                     height=context.height, codec=context.name, n_frames=stream.frames or None)
+    return VideoInfo(
+        duration=duration,
+        fps=float(rate) if rate else None,
+        width=context.width,
+        height=context.height,
+        codec=context.name,
+        n_frames=stream.frames or None,
+    )
 
 
 def check_resolution(source: Source, info: VideoInfo, limit: int) -> None:
     if info.width <= 0 or info.height <= 0:
         raise ResolutionError(f"{source} reports a resolution of {info.width}x{info.height}; the file is broken")
     if max(info.width, info.height) > limit:
-        raise ResolutionError(f"{source} is {info.width}x{info.height}, beyond max_resolution {limit}; "
-                              "downscale it first or raise max_resolution")
+        raise ResolutionError(
+            f"{source} is {info.width}x{info.height}, beyond max_resolution {limit}; "
+            "downscale it first or raise max_resolution"
+        )
 
 
 def first_line(exc: Exception) -> str:

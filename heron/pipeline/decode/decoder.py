@@ -59,8 +59,15 @@ class VideoDecoder:
     Iterating decodes lazily (a long video streams window by window) and may be repeated.
     """
 
-    def __init__(self, source: str | Source, cfg: DecodeConfig | None = None, *, start: float | None = None,
-                 end: float | None = None, source_id: str | None = None):
+    def __init__(
+        self,
+        source: str | Source,
+        cfg: DecodeConfig | None = None,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        source_id: str | None = None,
+    ):
         self.cfg = cfg or DecodeConfig()
         self.start, self.end = check_time_range(start, end)
         self.source = resolve_source(source)
@@ -91,9 +98,12 @@ class VideoDecoder:
             raise self._no_frames_error()
 
     def _window(self, frames: list[np.ndarray], pts: list[float]) -> FrameBatch:
-        batch = FrameBatch(source_id=self.source_id, index=self.stats.windows,
-                           frames=np.stack(frames),  # (T, H, W, 3) uint8
-                           pts=np.asarray(pts, dtype=np.float64))  # (T,) seconds
+        batch = FrameBatch(
+            source_id=self.source_id,
+            index=self.stats.windows,
+            frames=np.stack(frames),  # (T, H, W, 3) uint8
+            pts=np.asarray(pts, dtype=np.float64),
+        )  # (T,) seconds
         self.stats.windows += 1
         self.stats.frames_kept += len(frames)
         return batch
@@ -104,21 +114,30 @@ class VideoDecoder:
         """Sampled frames (H, W, 3) uint8 with their pts in seconds, from decord and/or PyAV."""
         sampler = FrameSampler(self.cfg.fps, self.start, self.end)
         if self.cfg.decoder == "decord" or (self.cfg.decoder == "auto" and not self.source.is_url):
-            decord = DecordReader(self.source.path, height=self.out_height, width=self.out_width,
-                                  batch=self.cfg.window_frames)
+            decord = DecordReader(
+                self.source.path, height=self.out_height, width=self.out_width, batch=self.cfg.window_frames
+            )
             try:
                 yield from self._read(decord, sampler, None)
                 return
             except ReaderFailed as failure:
                 if self.cfg.decoder == "decord":
-                    raise CorruptVideoError(f"decord could not decode {self.source}: {failure}; "
-                                            "use decoder='auto' to fall back to PyAV") from failure
+                    raise CorruptVideoError(
+                        f"decord could not decode {self.source}: {failure}; use decoder='auto' to fall back to PyAV"
+                    ) from failure
                 sampler = self._hand_over(decord, failure)
-        pyav = PyAVReader(self.source, height=self.out_height, width=self.out_width, fps=self.info.fps,
-                          timeout_s=self.cfg.url_timeout_s)
+        pyav = PyAVReader(
+            self.source,
+            height=self.out_height,
+            width=self.out_width,
+            fps=self.info.fps,
+            timeout_s=self.cfg.url_timeout_s,
+        )
         yield from self._read(pyav, sampler, sampler.next_time if sampler.next_time > 0 else None)
 
-    def _read(self, reader: FrameReader, sampler: FrameSampler, seek_to: float | None) -> Iterator[tuple[np.ndarray, float]]:
+    def _read(
+        self, reader: FrameReader, sampler: FrameSampler, seek_to: float | None
+    ) -> Iterator[tuple[np.ndarray, float]]:
         """Run one backend, folding its progress into the stats however it ends."""
         self.stats.decoder = reader.name if not self.stats.decoder else f"{self.stats.decoder}+{reader.name}"
         try:
@@ -149,7 +168,9 @@ class VideoDecoder:
         if progress.bytes_read is not None:
             stats.bytes_decoded = (stats.bytes_decoded or 0) + progress.bytes_read
         if progress.first_pts is not None:
-            stats.first_pts = progress.first_pts if stats.first_pts is None else min(stats.first_pts, progress.first_pts)
+            stats.first_pts = (
+                progress.first_pts if stats.first_pts is None else min(stats.first_pts, progress.first_pts)
+            )
             stats.seconds_decoded = max(stats.seconds_decoded, (progress.last_pts or 0.0) - stats.first_pts)
 
     # --- how it ended ---------------------------------------------------------------------------
@@ -159,7 +180,9 @@ class VideoDecoder:
         at = at if at is not None else (self.start or 0.0)
         self.stats.truncated_at, self.stats.truncation_reason = at, reason
         total = f"{self.info.duration:.1f} s" if self.info.duration else "unknown length"
-        logger.warning("decoded %.1f s of %s of %s; the rest is corrupt or missing (%s)", at, total, self.source, reason)
+        logger.warning(
+            "decoded %.1f s of %s of %s; the rest is corrupt or missing (%s)", at, total, self.source, reason
+        )
 
     def _check_complete(self, last_pts: float | None) -> None:
         """Flag truncation when decoding ended well before the duration the container states."""
@@ -175,20 +198,30 @@ class VideoDecoder:
             return SourceUnreachableError(
                 f"no frame could be read from {self.source} ({self.stats.truncation_reason}); "
                 "the connection dropped, or the server ignores range requests (which MP4 files "
-                "with their index at the end need)")
+                "with their index at the end need)"
+            )
         if self.stats.truncated_at is not None:
-            return CorruptVideoError(f"{self.source}: no frame could be decoded in the requested range; "
-                                     f"the video is truncated or corrupt from {self.stats.truncated_at:.1f} s")
+            return CorruptVideoError(
+                f"{self.source}: no frame could be decoded in the requested range; "
+                f"the video is truncated or corrupt from {self.stats.truncated_at:.1f} s"
+            )
         if self.start is not None or self.end is not None:
             length = f"{self.info.duration:.1f} s" if self.info.duration else "of unknown length"
             end = "the end" if self.end is None else f"{self.end:.1f} s"
-            return EmptyVideoError(f"{self.source}: no frames between {self.start or 0:.1f} s and {end} "
-                                   f"(the video is {length})")
+            return EmptyVideoError(
+                f"{self.source}: no frames between {self.start or 0:.1f} s and {end} (the video is {length})"
+            )
         return EmptyVideoError(f"{self.source} has a video stream but no frames")
 
 
-def iter_windows(source: str | Source, cfg: DecodeConfig | None = None, *, start: float | None = None,
-                 end: float | None = None, source_id: str | None = None) -> Iterator[FrameBatch]:
+def iter_windows(
+    source: str | Source,
+    cfg: DecodeConfig | None = None,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    source_id: str | None = None,
+) -> Iterator[FrameBatch]:
     """Yield FrameBatches of ``cfg.window_frames`` sampled frames (the last may be shorter).
 
     A generator: errors surface on the first ``next``. Use VideoDecoder to read stats afterwards.
