@@ -58,3 +58,25 @@ def jobs(db: RedisConnection) -> JobStore:
 @pytest.fixture
 def alerts(db: RedisConnection) -> AlertStore:
     return AlertStore(db)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test session (starting it costs seconds)."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def sample_video(tmp_path_factory) -> str:
+    """10 s of a red square crossing the frame, 8 fps, 64x48."""
+    from heron.data.video_writer import write_video
+
+    from .media import moving_square_frames
+
+    path = tmp_path_factory.mktemp("videos") / "square.mp4"
+    return str(write_video(path, moving_square_frames(), fps=8))

@@ -9,4 +9,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}" TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
-exec "$PY" -m heron.train.cli demo-model "$@"
+exec "$PY" -m heron demo-model "$@"

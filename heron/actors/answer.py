@@ -20,5 +20,9 @@ class AnswerActor:
             load_model(cfg.model, device=cfg.device, trainable="none"), latents, dialogue, cfg.answer
         )
 
+    def ready(self) -> bool:
+        """True once the model is loaded (the constructor has run)."""
+        return True
+
     def answer(self, question: str, source_id: str, start: float, end: float, session_id: str | None) -> Answer:
         return self.stage(question, source_id, start=start, end=end, session_id=session_id)

@@ -6,13 +6,17 @@ is typed, defaulted and commented here. ``load_pipeline_config("tiny")`` reads a
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from heron.config.schema import config_dir, from_dict, read_yaml
+from heron.config.model_source import MODEL_CONFIG_FILE, find_path, is_model_dir
+from heron.config.schema import from_dict, preset_path, read_yaml
 from heron.errors import ConfigError
+
+TRAINING_FILE = "training.json"  # beside a trained model: how its training data was decoded
 
 
 @dataclass(frozen=True)
@@ -91,10 +95,40 @@ class PipelineConfig:
 
 
 def load_pipeline_config(name_or_path: str | Path) -> PipelineConfig:
-    """The ``pipeline:`` section of a preset name or YAML file (defaults for what it leaves out)."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = config_dir() / f"{name_or_path}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"no pipeline config file or preset {str(name_or_path)!r}")
-    return from_dict(PipelineConfig, read_yaml(path).get("pipeline") or {}, f"{path.name}:pipeline")
+    """The pipeline settings a preset name, a YAML file or a saved model directory stands for.
+
+    A preset or YAML file: its ``pipeline:`` section (defaults for what it leaves out; the model
+    defaults to the file's own ``model:`` section). A model directory: that model, decoded as it was
+    trained (``training.json``'s decode settings, when the directory has them). ConfigError naming
+    the presets when ``name_or_path`` is none of these.
+    """
+    found = find_path(name_or_path)
+    if found is not None and found.is_dir():
+        return _model_dir_config(found)
+    path = preset_path(name_or_path)
+    data = read_yaml(path)
+    section = dict(data.get("pipeline") or {})
+    section.setdefault("model", str(path) if "model" in data else "tiny")
+    cfg = from_dict(PipelineConfig, section, f"{path.name}:pipeline")
+    located = find_path(cfg.model)  # presets name model directories relative to the repository
+    if located is not None:
+        cfg.model = str(located)
+    return cfg
+
+
+def _model_dir_config(directory: Path) -> PipelineConfig:
+    if not is_model_dir(directory):
+        raise ConfigError(
+            f"{directory} is not a Heron model directory (it has no {MODEL_CONFIG_FILE}); give a "
+            "preset name, a YAML file with a pipeline: section, or a model directory"
+        )
+    cfg = PipelineConfig(model=str(directory.resolve()))
+    training = directory / TRAINING_FILE
+    if training.is_file():
+        try:
+            decode = json.loads(training.read_text()).get("decode")
+        except ValueError as error:
+            raise ConfigError(f"{training} is not valid JSON: {error}") from None
+        if decode:
+            cfg.decode = from_dict(DecodeConfig, decode, f"{training}:decode")
+    return cfg

@@ -34,7 +34,14 @@ def build_vision_tower(cfg: VisionConfig) -> nn.Module:
         raise ConfigError(f"vision.kind must be one of {sorted(_TOWERS)}, got {cfg.kind!r}")
     model_cls, config_cls = _TOWERS[cfg.kind]
     if cfg.name_or_path:
-        return model_cls.from_pretrained(cfg.name_or_path)
+        try:
+            return model_cls.from_pretrained(cfg.name_or_path)
+        except OSError as error:  # no such directory, or a hub id this (offline) machine has not cached
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigError(
+                f"cannot load the vision tower {cfg.name_or_path!r}: {detail}; give an existing "
+                "directory, or a hub id whose files are in the Hugging Face cache"
+            ) from None
     return model_cls(config_cls(**cfg.init))
 
 

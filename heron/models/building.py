@@ -11,8 +11,10 @@ freezing policy lives here, in one place. A saved model directory holds:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from heron.config import LMConfig, ModelConfig, from_dict, load_config, read_yaml, to_dict
+from heron.config.model_source import resolve_model_source
 from heron.encoders.vision import VisionBackbone
 from heron.encoders.visual_encoder import VisualEncoder
 from heron.errors import CheckpointMismatchError, ConfigError
@@ -47,12 +50,26 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 def build_lm(cfg: LMConfig) -> torch.nn.Module:
     if cfg.name_or_path:
-        return AutoModelForCausalLM.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
+        with backbone_errors("lm", cfg.name_or_path):
+            return AutoModelForCausalLM.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
     if not cfg.architecture:
         raise ConfigError(
             "lm.architecture (an HF model_type such as 'gpt2' or 'llama') is needed when lm.name_or_path is not set"
         )
     return AutoModelForCausalLM.from_config(AutoConfig.for_model(cfg.architecture, **cfg.init))
+
+
+@contextlib.contextmanager
+def backbone_errors(part: str, name: str) -> Iterator[None]:
+    """A backbone that cannot be loaded (no such directory, a hub id with no network) as one ConfigError."""
+    try:
+        yield
+    except OSError as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(
+            f"cannot load the {part} backbone {name!r}: {detail}; give an existing directory, "
+            "or a hub id whose files are in the Hugging Face cache (this machine may be offline)"
+        ) from None
 
 
 def new_encoder(cfg: ModelConfig) -> VisualEncoder:
@@ -128,23 +145,25 @@ def place(module: torch.nn.Module, cfg: ModelConfig, device: str | None, dtype: 
     return module.to(device=target, dtype=resolve_dtype(dtype or cfg.dtype, target))
 
 
-def is_model_dir(path: str | Path) -> bool:
-    return Path(path).is_dir() and (Path(path) / CONFIG_FILE).is_file()
-
-
 def resolve(path_or_config: str | Path | ModelConfig) -> tuple[ModelConfig, Path | None]:
-    """The config a preset name, YAML file, ModelConfig or model directory stands for, and its weights."""
+    """The config a preset name, YAML file, ModelConfig or model directory stands for, and its
+    weights file (None: Heron's layers start from random init). See ``resolve_model_source``."""
     if isinstance(path_or_config, ModelConfig):
         return copy.deepcopy(path_or_config), None
-    path = Path(path_or_config)
-    if path.is_dir():
-        if not (path / CONFIG_FILE).exists():
-            raise ConfigError(
-                f"{path} is not a Heron model directory (no {CONFIG_FILE}); give a model directory "
-                "written by save_pretrained, a preset name or a YAML file"
-            )
-        return _directory_config(path), path / WEIGHTS_FILE
-    return load_config(path_or_config), None
+    source = resolve_model_source(path_or_config)
+    if source.kind == "openflamingo":
+        raise ConfigError(
+            f"{path_or_config} is an OpenFlamingo checkpoint: load it with heron.load_model, "
+            "or convert it once with `heron convert openflamingo`"
+        )
+    if source.kind == "directory":
+        return _directory_config(Path(source.location)), Path(source.location) / WEIGHTS_FILE
+    log.warning(
+        "%s has no trained weights (random init): its answers are noise; use a trained model "
+        "directory (e.g. models/demo) for real answers",
+        source.name,
+    )
+    return load_config(source.location), None
 
 
 def _directory_config(directory: Path) -> ModelConfig:

@@ -138,6 +138,18 @@ class HeronModel(nn.Module):
                 return value
         return None
 
+    def unknown_words(self, text: str) -> list[str]:
+        """Words of ``text`` the tokenizer has no token for (they become its unknown token), in order.
+
+        Empty for byte-level and BPE tokenizers, which can spell anything; a word-level tokenizer
+        (the demo model's) says which words of a question the model has never seen."""
+        unk = self.tokenizer.unk_token_id
+        if unk is None or not getattr(self.tokenizer, "is_fast", False):
+            return []
+        encoded = self.tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+        words = [text[a:b] for token, (a, b) in zip(encoded["input_ids"], encoded["offset_mapping"]) if token == unk]
+        return list(dict.fromkeys(words))
+
     # --- vision -----------------------------------------------------------------------------
 
     def encode(self, frames: torch.Tensor | np.ndarray, pts: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:

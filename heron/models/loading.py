@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from heron.config import ModelConfig
+from heron.config.model_source import resolve_model_source
 from heron.encoders.visual_encoder import VisualEncoder
 from heron.models import building
 from heron.models.building import Trainable
@@ -21,10 +22,7 @@ from heron.models.openflamingo import load_openflamingo, load_openflamingo_encod
 
 def is_openflamingo(source) -> bool:
     """A released OpenFlamingo name (not a local directory) or a ``.pt`` checkpoint file."""
-    if isinstance(source, ModelConfig):
-        return False
-    path = Path(source)
-    return (str(source).startswith("openflamingo/") and not path.exists()) or (path.is_file() and path.suffix == ".pt")
+    return not isinstance(source, ModelConfig) and resolve_model_source(source).kind == "openflamingo"
 
 
 def load_model(

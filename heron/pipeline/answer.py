@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,6 +26,7 @@ class Answer:
     source_id: str
     windows_used: int
     seconds: float  # wall time to answer
+    warnings: list[str] = field(default_factory=list)  # e.g. words of the question the model does not know
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,4 +87,10 @@ class AnswerStage:
                 ("assistant", text, {"spans": spans}),
             ],
         )
-        return Answer(text, spans, session_id, source_id, len(chosen), time.perf_counter() - clock)
+        unknown = self.model.unknown_words(question)
+        warnings = (
+            [f"the model does not know {', '.join(repr(w) for w in unknown)}: the answer may be a guess"]
+            if unknown
+            else []
+        )
+        return Answer(text, spans, session_id, source_id, len(chosen), time.perf_counter() - clock, warnings)

@@ -17,6 +17,7 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import ray
 
@@ -44,7 +45,11 @@ log = logging.getLogger(__name__)
 
 
 class Heron:
-    """The warm service. ``namespace``: the Redis key namespace (tests use their own)."""
+    """The warm service.
+
+    namespace: the Redis key namespace (tests use their own). on_status: told what Heron is doing
+    while a person waits (starting Ray, loading the model, ...), and None when it is done.
+    """
 
     def __init__(
         self,
@@ -54,8 +59,10 @@ class Heron:
         ray_address: str | None = None,
         progress: bool | None = None,
         namespace: str = "heron",
+        on_status: Callable[[str | None], None] | None = None,
     ):
         self.cfg = cfg
+        self._say = on_status or (lambda message: None)  # "starting Ray", ...; None: done
         self.grid = WindowGrid.of(cfg.decode)
         self.db = RedisConnection(ensure_redis(redis_url), namespace=namespace)
         self.latents = LatentStore(self.db, encoder_settings(cfg))
@@ -66,6 +73,7 @@ class Heron:
         # is rejected before any actor (or Ray itself) starts.
         self._encoders: list = []
         self._answerer = None
+        self._answerer_loaded = False  # its constructor (the model load) has finished
         self._decoders: list = []  # decode actors, kept across ingests (started as needed)
         self._starting = threading.Lock()  # actors are created under it: one of each, however many ask
         self._ingesting = threading.Lock()  # one ingest at a time uses the decode actors
@@ -76,7 +84,7 @@ class Heron:
     def encoders(self) -> list:
         with self._starting:
             if not self._encoders:
-                init_ray(self.ray_address)
+                self._start_ray()
                 self._check_resources(encoders=self.cfg.ingest.num_encoders)
                 options = actor_options(self.cfg.ingest.encode)
                 self._encoders = [
@@ -88,12 +96,17 @@ class Heron:
     def answerer(self):
         with self._starting:
             if self._answerer is None:
-                init_ray(self.ray_address)
+                self._start_ray()
                 self._check_resources(answerer=1)
                 self._answerer = RemoteAnswerActor.options(**actor_options(self.cfg.answer.actor)).remote(
                     self.cfg, self.latents, self.dialogue
                 )
             return self._answerer
+
+    def _start_ray(self) -> None:
+        if not ray.is_initialized():
+            self._say("starting Ray")
+        init_ray(self.ray_address)
 
     def _decode_actors(self, k: int) -> list:
         """k decode actors: the pool's, grown on first need (a start costs 0.5–2 s per actor)."""
@@ -136,6 +149,7 @@ class Heron:
             for actor in [*self._encoders, *self._decoders, *([self._answerer] if self._answerer is not None else [])]:
                 ray.kill(actor)
             self._encoders, self._decoders, self._answerer = [], [], None
+            self._answerer_loaded = False
 
     # --- ingest -----------------------------------------------------------------------------------
 
@@ -152,9 +166,13 @@ class Heron:
             return IngestReport(source_id, cached=True, windows_cached=cached, seconds=time.perf_counter() - clock)
         # Validate here (typed errors, no Ray wrapping) before any actor starts: probe, range, resolution.
         probe = VideoDecoder(resolved, self.cfg.decode, start=start, end=end, source_id=source_id)
+        duration = probe.info.duration
+        if start is not None and duration is not None and start >= duration:
+            raise EmptyVideoError(f"no frames from {start:g} s on: {resolved} is {duration:.1f} s long")
         if on_valid is not None:
             on_valid()
-        init_ray(self.ray_address)
+        self._start_ray()
+        self._say(None)  # the progress bar takes over
         with self._ingesting:
             report = self._decode_and_encode(str(resolved), source_id, start, end, probe, seekable=not resolved.is_url)
         whole = start is None and end is None
@@ -244,6 +262,10 @@ class Heron:
         start, end = check_time_range(start, end)
         # Once the source proved valid, the answer actor loads its model while the video decodes.
         report = self._ingest(source, start, end, on_valid=lambda: self.answerer)
+        if not self._answerer_loaded:
+            self._say("loading the model")
+            self._answerer_loaded = get(self.answerer.ready.remote())
+        self._say("answering")
         answer = get(
             self.answerer.answer.remote(
                 question, report.source_id, start or 0.0, end if end is not None else math.inf, session_id

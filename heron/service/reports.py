@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from heron.pipeline.answer import Answer
+from heron.text import plural
+from heron.text import seconds as in_seconds
 
 
 @dataclass
@@ -23,11 +25,11 @@ class IngestReport:
 
     def summary(self) -> str:
         if self.cached:
-            return f"{self.windows_cached} windows from cache (nothing decoded or encoded)"
+            return f"{plural(self.windows_cached, 'window')} from cache (nothing decoded or encoded)"
         by = f"{self.decoder}, {self.decode_actors} actors" if self.decode_actors > 1 else self.decoder
         return (
-            f"decoded {self.frames_decoded} frames ({by}), sampled {self.frames_sampled}, "
-            f"encoded {self.windows_encoded} windows in {self.seconds:.1f} s"
+            f"decoded {plural(self.frames_decoded, 'frame')} ({by}), sampled {self.frames_sampled:,}, "
+            f"encoded {plural(self.windows_encoded, 'window')} in {in_seconds(self.seconds)}"
         )
 
 
@@ -40,14 +42,14 @@ class AskResult:
     def to_dict(self) -> dict:
         return {
             "answer": self.answer.text,
-            "spans": self.answer.spans,
+            "spans": [[round(a, 3), round(b, 3)] for a, b in self.answer.spans],
             "session": self.answer.session_id,
             "source_id": self.answer.source_id,
             "ingest": asdict(self.ingest),
-            "seconds": self.seconds,
+            "seconds": round(self.seconds, 3),
+            "warnings": self.answer.warnings,
         }
 
     def summary(self) -> str:
-        return (
-            f"{self.ingest.summary()}; answered from {self.answer.windows_used} windows in {self.answer.seconds:.1f} s"
-        )
+        used = plural(self.answer.windows_used, "window")
+        return f"{self.ingest.summary()}; answered from {used} in {in_seconds(self.answer.seconds)}"

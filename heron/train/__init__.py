@@ -4,7 +4,7 @@
     heron eval models/demo build/demo/data --ablate time-embeddings
     make demo-model                                 data + backbones + stages + eval from scratch
 
-See docs/training.md. Names are imported on first use so ``import heron.train.cli`` stays cheap.
+See docs/training.md. Names are imported on first use, so importing the package stays cheap.
 """
 
 from __future__ import annotations
@@ -30,10 +30,6 @@ _EXPORTS = {
     "evaluate": "heron.train.evaluate",
     "time_embeddings_zeroed": "heron.train.evaluate",
     "build_demo_model": "heron.train.recipe",
-    "train_main": "heron.train.cli",
-    "eval_main": "heron.train.cli",
-    "pretrain_main": "heron.train.cli",
-    "demo_model_main": "heron.train.cli",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from heron.config import DecodeConfig, ModelConfig, from_dict, read_yaml
+from heron.config.model_source import find_path, is_model_dir
 from heron.errors import ConfigError
 
 Trainable = Literal["connector", "end_to_end"]
@@ -98,6 +99,10 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = torch's default
     progress: bool = True  # a progress bar with the loss
     save_to: str | None = None  # copy the last stage's model here (e.g. models/demo)
+    # Fine-tune: start the first stage from this Heron model directory (its backbones and Heron's
+    # trained layers) instead of from the model: section with Heron's layers freshly initialised.
+    # With it the model: section may be left out (it is read from the directory).
+    init: str | None = None
 
 
 @dataclass
@@ -165,6 +170,38 @@ class RunConfig:
     source: str = ""  # the YAML file it came from
 
 
+def _model_dir_config(directory: str, source: Path) -> ModelConfig:
+    found = find_path(directory)
+    if found is None or not is_model_dir(found):
+        raise ConfigError(f"{source.name}:train.init {directory!r} is not a Heron model directory (no heron.yaml)")
+    return from_dict(ModelConfig, read_yaml(found / "heron.yaml"), str(found / "heron.yaml"))
+
+
+def check_backbones(run: RunConfig) -> None:
+    """A backbone named by a local path that is not there is one line naming it (and what makes it),
+    before any model is built. Hub ids (``org/name``) are left to ``from_pretrained``."""
+    if run.train.init:
+        return
+    for part, cfg in (("vision", run.model.vision), ("lm", run.model.lm)):
+        name = cfg.name_or_path
+        if not name or find_path(name) is not None or _looks_like_hub_id(name):
+            continue
+        made_by = run.pretrain is not None and any(
+            Path(name) == Path(out) for out in (run.pretrain.vision.out, run.pretrain.lm.out)
+        )
+        hint = (
+            f"run `heron pretrain {run.source}` first: its pretrain: section builds it"
+            if made_by
+            else "train or download it there, or name a hub id"
+        )
+        raise ConfigError(f"{run.source}: model.{part}.name_or_path {name!r} does not exist; {hint}")
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "~"))
+
+
 def load_run_config(path: str | Path) -> RunConfig:
     """Read ``model:``, ``train:`` and optional ``pretrain:`` sections of a YAML preset or file."""
     from heron.config import config_dir
@@ -175,11 +212,15 @@ def load_run_config(path: str | Path) -> RunConfig:
     if not path.is_file():
         raise ConfigError(f"no training config {str(path)!r}; pass a YAML file with model: and train: sections")
     data = read_yaml(path)
-    for section in ("model", "train"):
-        if section not in data:
-            raise ConfigError(f"{path} has no '{section}:' section")
-    model = from_dict(ModelConfig, data["model"], f"{path.name}:model")
+    if "train" not in data:
+        raise ConfigError(f"{path} has no 'train:' section")
     train = from_dict(TrainConfig, data["train"], f"{path.name}:train")
+    if "model" in data:
+        model = from_dict(ModelConfig, data["model"], f"{path.name}:model")
+    elif train.init:
+        model = _model_dir_config(train.init, path)
+    else:
+        raise ConfigError(f"{path} has no 'model:' section (give one, or train.init: a model directory to fine-tune)")
     train.stages = [
         from_dict(StageConfig, s, f"{path.name}:train.stages[{i}]") if isinstance(s, dict) else s
         for i, s in enumerate(train.stages)

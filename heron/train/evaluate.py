@@ -62,7 +62,10 @@ def manifest_path(data: str | Path, split: str = "test") -> Path:
     for candidate in (data, data / "manifest.jsonl", data / split / "manifest.jsonl"):
         if candidate.is_file():
             return candidate
-    raise ConfigError(f"no QA manifest at {data} (looked for {data}/manifest.jsonl and {data}/{split}/manifest.jsonl)")
+    raise ConfigError(
+        f"no QA manifest at {data} (looked for {data}/manifest.jsonl and {data}/{split}/manifest.jsonl); make one "
+        f"with `heron data synth --out {data} --n 100 --split {split}` (or `heron pretrain configs/demo.yaml`)"
+    )
 
 
 def read_questions(data: str | Path, *, split: str = "test", limit: int | None = None) -> list[Question]:

@@ -28,12 +28,13 @@ import yaml
 from tqdm import tqdm
 
 from heron.config import CrossAttentionConfig, ModelConfig, ResamplerConfig
+from heron.config.model_source import find_path
 from heron.errors import ConfigError, StageMismatchError
 from heron.models.building import CONFIG_FILE, resolve_device
 from heron.models.heron_model import HeronModel
 from heron.models.loading import load_model, save_pretrained
 from heron.train.checkpoint import TrainingState, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
-from heron.train.config import RunConfig, StageConfig
+from heron.train.config import RunConfig, StageConfig, check_backbones
 from heron.train.dataset import Batch, InterleavedDataset, MediaLoader, SampleOrder
 from heron.train.evaluate import TRAINING_FILE, answer_questions, read_questions, summarize
 from heron.train.loss import flamingo_loss
@@ -295,7 +296,8 @@ class Trainer:
 
     def fit(self, *, resume: bool = True) -> Path:
         """Train every stage in order (reusing finished ones when resuming); returns the final model dir."""
-        init: ModelConfig | Path = self.run.model
+        check_backbones(self.run)
+        init: ModelConfig | Path = find_path(self.cfg.init) if self.cfg.init else self.run.model
         self.reused = []
         for index, stage in enumerate(self.cfg.stages):
             done = Path(self.cfg.output_dir) / stage.name / "model"

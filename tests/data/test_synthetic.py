@@ -18,7 +18,6 @@ from heron.data.synthetic import (
     SyntheticConfigError,
     generate_clip,
     generate_dataset,
-    main,
     make_caption,
     make_questions,
     render_clip,
@@ -380,9 +379,11 @@ def test_other_sizes_render_and_answer_correctly():
 
 
 def test_cli_main(tmp_path, capsys):
-    args = ["--out", str(tmp_path), "--n", "2", "--seed", "3", "--split", "test"]
+    from heron.cli import main
+
+    args = ["data", "synth", "--out", str(tmp_path), "--n", "2", "--seed", "3", "--split", "test"]
     assert main([*args, "--size", "64", "--frames", "8"]) == 0
     out = capsys.readouterr().out
     assert "wrote 2 clips" in out and (tmp_path / "test" / "manifest.jsonl").is_file()
-    assert main(["--out", str(tmp_path), "--n", "2", "--size", "95"]) == 2
+    assert main(["data", "synth", "--out", str(tmp_path), "--n", "2", "--size", "95"]) == 2
     assert "size" in capsys.readouterr().err

@@ -134,8 +134,7 @@ def test_ask_about_a_url_with_a_time_range(heron, tmp_path):
     import threading
 
     from heron.data.video_writer import write_video
-
-    from .conftest import moving_square_frames
+    from tests.media import moving_square_frames
 
     write_video(tmp_path / "clip.webm", moving_square_frames(seconds=8), fps=8)
 
@@ -233,8 +232,7 @@ def test_a_fully_cached_range_is_recognised_whatever_the_float_rounding(ray_sess
     """fps 12.5 and 8-frame windows: --to 4.48 ends exactly on window 7's start (4.48 / 0.64 =
     7.000000000000001). The range must count as cached the second time, not be decoded again."""
     from heron.data.video_writer import write_video
-
-    from .conftest import moving_square_frames
+    from tests.media import moving_square_frames
 
     cfg = load_pipeline_config("tiny")
     cfg.decode = DecodeConfig(fps=12.5, window_frames=8, size=64)

@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import load_file
 
 import heron
+from heron.cli import main as heron_cli
 from heron.errors import CheckpointMismatchError, ConfigError
-from heron.models.convert_cli import convert_main
 from heron.models.heron_model import Prompts
 from heron.models.openflamingo import VARIANTS, load_openflamingo, open_clip_to_hf_clip, open_clip_vision_config
 
@@ -126,7 +126,7 @@ def test_openflamingo_trainable_parts_are_heron_own():
 @pytest.mark.parametrize("case", ["opt-every1", "gpt_neox-every2"])
 def test_convert_writes_safetensors_that_reload_to_the_same_function(tmp_path, case, capsys):
     out = tmp_path / "converted"
-    assert convert_main(["openflamingo", str(FIXTURE / case / "checkpoint.pt"), "--out", str(out)]) == 0
+    assert heron_cli(["convert", "openflamingo", str(FIXTURE / case / "checkpoint.pt"), "--out", str(out)]) == 0
     assert "wrote" in capsys.readouterr().out
     files = [p for p in out.rglob("*") if p.is_file()]
     assert not [p for p in files if p.suffix in (".pt", ".bin", ".pth", ".pkl")]

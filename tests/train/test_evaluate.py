@@ -10,8 +10,8 @@ import torch
 import yaml
 
 import heron
+from heron.cli import main as heron_cli
 from heron.config import DecodeConfig
-from heron.train.cli import eval_main, train_main
 from heron.train.evaluate import evaluate, normalize_answer, read_questions, time_embeddings_zeroed
 
 from .conftest import DECODE, tiny_model_config
@@ -78,12 +78,13 @@ def test_train_and_eval_commands(tmp_path, tiny_data, capsys):
     }
     path = tmp_path / "train.yaml"
     path.write_text(yaml.safe_dump(config))
-    assert train_main([str(path), "--quiet"]) == 0
+    assert heron_cli(["train", str(path), "--quiet"]) == 0
     assert (tmp_path / "model" / "model.safetensors").is_file()
     capsys.readouterr()
     assert (
-        eval_main(
+        heron_cli(
             [
+                "eval",
                 str(tmp_path / "model"),
                 str(tiny_data["root"]),
                 "--split",
@@ -103,5 +104,5 @@ def test_train_and_eval_commands(tmp_path, tiny_data, capsys):
 
     config["train"]["stages"][0]["trainable"] = "everything"
     path.write_text(yaml.safe_dump(config))
-    assert train_main([str(path)]) == 2
+    assert heron_cli(["train", str(path)]) == 2
     assert "trainable" in capsys.readouterr().err

@@ -9,7 +9,6 @@
 See docs/data.md for categories, the answer vocabulary, the seed rule and the file formats.
 """
 
-from heron.data.synthetic.cli import main
 from heron.data.synthetic.config import (
     CATEGORIES,
     DIRECTIONS,
@@ -49,7 +48,6 @@ __all__ = [
     "SyntheticConfigError",
     "generate_clip",
     "generate_dataset",
-    "main",
     "make_caption",
     "make_dense_questions",
     "make_frame_caption",

@@ -130,6 +130,8 @@ def check_resolution(source: Source, info: VideoInfo, limit: int) -> None:
 
 
 def first_line(exc: Exception) -> str:
-    """A one-line message for ``exc``, without decord's "[12:00:00] /src/file.cc:42: " prefixes."""
-    text = re.sub(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ", "", str(exc)).strip()
+    """A one-line message for ``exc``, without decord's "[12:00:00] /src/file.cc:42: " prefixes
+    or FFmpeg's "[Errno 875574520] " codes."""
+    text = re.sub(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ", "", str(exc))
+    text = re.sub(r"\[Errno -?\d+\] ", "", text).strip()  # FFmpeg's AVERROR codes mean nothing to a person
     return text.splitlines()[0] if text else type(exc).__name__

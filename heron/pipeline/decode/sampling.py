@@ -34,7 +34,9 @@ class FrameSampler:
 
     def skip_through(self, pts: float) -> None:
         """Move to the first sample time after ``pts`` (a frame at ``pts`` was kept)."""
-        k = math.floor((pts - self.t0) / self.step + PTS_EPSILON) + 1  # integer k: no drift
+        # Integer k, so no drift; the epsilon is seconds, like the pts' rounding (float32 timestamps
+        # put a frame meant for 3.12 s at 3.1199999 s, which must still count as sample 3.12's).
+        k = math.floor((pts - self.t0 + PTS_EPSILON) / self.step) + 1
         self.next_time = self.t0 + k * self.step
 
 

@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from heron.cli import main
-from heron.data.video_writer import write_video
-
-from .conftest import moving_square_frames
 
 pytestmark = pytest.mark.integration
 
@@ -19,14 +15,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def env(ray_session, redis_url, monkeypatch):
     monkeypatch.setenv("HERON_REDIS_URL", redis_url)
+    monkeypatch.setenv("HERON_CONFIG", "tiny")  # fast; the default (the demo model) has a test of its own
     monkeypatch.delenv("HERON_MODEL", raising=False)
-
-
-@pytest.fixture
-def video(tmp_path):
-    frames = moving_square_frames(seconds=6)
-    frames[:, :4] = np.random.default_rng(abs(hash(str(tmp_path))) % 2**32).integers(0, 255, (1, 4, 64, 3))
-    return str(write_video(tmp_path / "clip.mp4", frames, fps=8))  # unique bytes: a fresh cache entry
 
 
 def test_ask_json_then_follow_up_then_cache(env, video, capsys):

@@ -1,0 +1,73 @@
+"""``heron ask SOURCE QUESTION``: one question about a video file, URL or live stream."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from heron.cli import options
+from heron.cli.output import Output
+from heron.text import span
+
+
+def ask(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="video file or http(s) URL")],
+    question: Annotated[str, typer.Argument(help='the question, e.g. "What color is the square?"')],
+    session: Annotated[str | None, typer.Option("--session", help="continue the dialogue of this session id")] = None,
+    start: Annotated[float | None, typer.Option("--from", help="start of the time range, seconds")] = None,
+    end: Annotated[float | None, typer.Option("--to", help="end of the time range, seconds")] = None,
+    config: options.Config = None,
+    model: options.Model = None,
+    redis_url: options.RedisUrl = None,
+    ray_address: options.RayAddress = None,
+    json: options.Json = False,
+    progress: options.Progress = None,
+    debug: options.Debug = False,
+) -> None:
+    """Answer a question about a video, printing the time spans the answer used.
+
+    The video is decoded and encoded once; later questions about it read its latents from Redis.
+    """
+    from heron.pipeline.answer import check_question
+    from heron.pipeline.sources import resolve_source
+    from heron.pipeline.windows import check_time_range
+
+    out: Output = ctx.obj
+    out.configure(json=json, debug=debug, progress=progress)
+    # Everything that can be checked without Redis or Ray is checked first: a typo costs nothing.
+    check_question(question)
+    start, end = check_time_range(start, end)
+    resolve_source(source)
+    cfg = options.pipeline_config(config, model, out)
+    from heron.service import Heron
+
+    with out.working():
+        out.status("starting Redis")
+        with Heron(
+            cfg, redis_url=redis_url, ray_address=ray_address, progress=out.interactive, on_status=out.status
+        ) as heron:
+            result = heron.ask(source, question, start=start, end=end, session_id=session)
+    if out.json:
+        out.emit_json(result.to_dict())
+        return
+    out.print(result.answer.text or "(no answer)")
+    used = ", ".join(span(a, b) for a, b in merge_spans(result.answer.spans, gap=1.5 / cfg.decode.fps))
+    whole = "" if start is None and end is None else " (whole windows around the range)"
+    out.print(f"  used: {used}{whole}   session: {result.answer.session_id}")
+    for warning in result.answer.warnings:
+        out.note(f"  note: {warning}")
+    out.note(f"  {result.summary()}")
+    out.flush_later()
+
+
+def merge_spans(spans: list[tuple[float, float]], gap: float) -> list[tuple[float, float]]:
+    """Adjacent windows shown as one span: a window ends one sampled frame before the next starts."""
+    merged: list[list[float]] = []
+    for start, end in sorted(spans):
+        if merged and start - merged[-1][1] <= gap:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(a, b) for a, b in merged]

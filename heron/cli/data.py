@@ -1,0 +1,58 @@
+"""``heron data synth``: datasets."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from heron.cli import options
+from heron.cli.output import Output
+from heron.text import plural, seconds
+
+app = typer.Typer(help="make datasets: `heron data synth --help`", no_args_is_help=True)
+
+
+@app.command("synth")
+def synth(
+    ctx: typer.Context,
+    out_dir: Annotated[str, typer.Option("--out", help="output folder; the split goes to OUT/SPLIT/")],
+    n: Annotated[int, typer.Option("--n", help="number of clips (not questions)")],
+    seed: Annotated[int, typer.Option("--seed", help="base seed (>= 0) of the clip seeds")] = 0,
+    split: Annotated[str, typer.Option("--split", help="train, val or test")] = "train",
+    size: Annotated[int, typer.Option("--size", help="frame width = height, px (even)")] = 96,
+    frames: Annotated[int, typer.Option("--frames", help="frames per clip")] = 16,
+    fps: Annotated[float, typer.Option("--fps", help="frames per second")] = 8.0,
+    questions_per_clip: Annotated[
+        int | None, typer.Option("--questions-per-clip", help="categories asked per clip [default: all]")
+    ] = None,
+    json: options.Json = False,
+    debug: options.Debug = False,
+) -> None:
+    """Generate synthetic video question-answer clips: coloured shapes that move, appear and vanish (docs/data.md)."""
+    from heron.data.synthetic import CATEGORIES, ClipConfig, generate_dataset
+
+    out: Output = ctx.obj
+    out.configure(json=json, debug=debug)
+    started = time.perf_counter()
+    clip = ClipConfig(size=size, num_frames=frames, fps=fps)
+    manifest = generate_dataset(
+        out_dir,
+        n,
+        seed,
+        split=split,
+        clip=clip,
+        questions_per_clip=questions_per_clip or len(CATEGORIES),
+        progress=out.interactive,
+    )
+    with open(manifest) as f:
+        questions = sum(1 for _ in f)
+    took = time.perf_counter() - started
+    if out.json:
+        out.emit_json({"manifest": str(manifest), "clips": n, "questions": questions, "seconds": round(took, 2)})
+    else:
+        out.print(
+            f"wrote {plural(n, 'clip')}, {plural(questions, 'question')} ({split}, seed {seed}) to {manifest} "
+            f"in {seconds(took)}"
+        )
