@@ -72,7 +72,7 @@ class FirstTokenClock:
         import heron.models.heron_model as heron_model
 
         self.module, self.device, self.first = heron_model, device, None
-        self.original = heron_model.next_tokens
+        self.original = heron_model.next_tokens_per_row
 
     def __enter__(self):
         import torch
@@ -85,11 +85,11 @@ class FirstTokenClock:
                 self.first = time.perf_counter()
             return token
 
-        self.module.next_tokens = stamped
+        self.module.next_tokens_per_row = stamped
         return self
 
     def __exit__(self, *exc):
-        self.module.next_tokens = self.original
+        self.module.next_tokens_per_row = self.original
 
 
 def run(args) -> dict:

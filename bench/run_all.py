@@ -20,10 +20,10 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import generate, ingest, latency, storage
+from bench import generate, ingest, latency, serve, storage
 from bench.common import Table, git_commit, log, machine_line
 
-BENCHES = {"ingest": ingest, "latency": latency, "generate": generate, "storage": storage}
+BENCHES = {"ingest": ingest, "latency": latency, "generate": generate, "storage": storage, "serve": serve}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -52,6 +52,8 @@ def targets(gpu: bool) -> dict[str, tuple[str, str, float]]:
         "ttft": ("latency: first token / bare LM prefill", "<=", 2.0),
         "generate": ("generate: naive / Heron ms per token, longest N", "", float("nan")),
         "storage": ("storage: MB of Redis per hour of video", "", float("nan")),
+        "serve_http": ("serve: HTTP / in-process, cached question p50", "<=", 1.2),
+        "serve_clients": ("serve: 32 concurrent clients / 1, questions/s", ">=", 10.0 if gpu else 4.0),
     }
 
 
@@ -91,6 +93,9 @@ def main(argv: list[str] | None = None) -> dict:
         values["generate"] = results["generate"]["ratio"]
     if "storage" in results:
         values["storage"] = results["storage"]["mb_per_hour"]
+    if "serve" in results:
+        values["serve_http"] = results["serve"]["http_ratio"]
+        values["serve_clients"] = results["serve"]["concurrency_speedup"]
     table = Table(
         f"Summary ({args.config}{', quick smoke run: not a measurement' if args.quick else ''})",
         ["headline", "value", "target", "met"],

@@ -131,6 +131,14 @@ class StateUnavailableError(StateStoreError):
     """Redis did not answer (down, restarting, unreachable): retry once it is back (HTTP 503)."""
 
 
+class IngestTimeoutError(HeronError, TimeoutError):
+    """An ingest waited longer than pipeline.ingest.call_timeout_s for the actors (full cluster, stuck decoder)."""
+
+
+class ActorStartTimeoutError(HeronError, TimeoutError):
+    """An actor did not start in time (a cluster without room for it, or a model that loads too slowly)."""
+
+
 class ClusterResourcesError(ConfigError):
     """An actor asks for more CPUs or GPUs than the whole Ray cluster has: Ray would wait forever."""
 

@@ -33,7 +33,9 @@ def test_redis_is_persistent_and_health_checked(compose):
     assert redis["image"].startswith("redis:7")
     command = redis["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--requirepass") + 1].startswith("${REDIS_PASSWORD")  # never open
     assert redis["healthcheck"]["test"][-2:] == ["redis-cli", "ping"]
+    assert redis["environment"]["REDISCLI_AUTH"].startswith("${REDIS_PASSWORD")  # the health check authenticates
     volume = redis["volumes"][0].split(":")
     assert volume[1] == "/data" and volume[0] in compose["volumes"]
 
@@ -55,7 +57,9 @@ def test_worker_reserves_a_gpu_and_joins_the_head(compose):
 def test_env_names_match_what_heron_and_ray_read(compose):
     for name in HERON_SERVICES:
         env = compose["services"][name]["environment"]
-        assert env[REDIS_URL_ENV] == "redis://redis:6379/0", name
+        assert env[REDIS_URL_ENV].startswith("redis://:${REDIS_PASSWORD") and env[REDIS_URL_ENV].endswith(
+            "@redis:6379/0"
+        ), name
         assert HERON_HOME_ENV in env, name
         assert env["RAY_AUTH_MODE"] == "token", name  # must be the same on every node
     for name in ("ray-worker", "heron"):
@@ -74,3 +78,11 @@ def test_dockerfile_installs_the_project_and_runs_heron():
     assert 'ENTRYPOINT ["heron"]' in text
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert "heron" in scripts
+
+
+def test_the_heron_service_serves_the_api_with_a_key_and_a_readiness_check(compose):
+    heron = compose["services"]["heron"]
+    assert "exec heron serve --host 0.0.0.0 --port 8000" in heron["command"][0]
+    assert "8000:8000" in heron["ports"]
+    assert heron["environment"]["HERON_API_KEY"].startswith("${HERON_API_KEY:?")  # required: it listens beyond loopback
+    assert "/ready" in " ".join(heron["healthcheck"]["test"])

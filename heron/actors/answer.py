@@ -1,28 +1,52 @@
-"""The answer actor: the gated LM, reading latents and dialogue from Redis."""
+"""The answer actor: the gated LM, reading latents and dialogue from Redis, answering in batches.
+
+Ray serves many calls at once on its threads (``answer.actor.max_concurrency``); each call
+submits its request to one ``Batcher``, so concurrent questions share a forward pass. ``stream``
+is a generator: Ray hands its items to the caller as they are produced, so tokens reach an HTTP
+client while the answer is still being generated.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from heron.config import PipelineConfig
 from heron.state import DialogueStore, LatentStore
 
 if TYPE_CHECKING:
-    from heron.pipeline.answer import Answer
+    from heron.pipeline.answer import Answer, AnswerRequest
 
 
 class AnswerActor:
     def __init__(self, cfg: PipelineConfig, latents: LatentStore, dialogue: DialogueStore):
         from heron.models import load_model
         from heron.pipeline.answer import AnswerStage
+        from heron.pipeline.batching import Batcher
 
-        self.stage = AnswerStage(
-            load_model(cfg.model, device=cfg.device, trainable="none"), latents, dialogue, cfg.answer
+        model = load_model(cfg.model, device=cfg.device, trainable="none")
+        self.stage = AnswerStage(model, latents, dialogue, cfg.answer)
+        self.batcher = Batcher(
+            self.stage.run, max_batch=cfg.answer.max_batch, window_s=cfg.answer.batch_window_ms / 1e3
         )
 
     def ready(self) -> bool:
         """True once the model is loaded (the constructor has run)."""
         return True
 
-    def answer(self, question: str, source_id: str, start: float, end: float, session_id: str | None) -> Answer:
-        return self.stage(question, source_id, start=start, end=end, session_id=session_id)
+    def answer(self, request: AnswerRequest) -> Answer:
+        return self.batcher.submit(request).result()
+
+    def stream(self, request: AnswerRequest) -> Iterator[str | Answer]:
+        """The answer's text deltas as they are generated, then the Answer itself."""
+        ticket = self.batcher.submit(request)
+        yield from ticket.stream()
+        yield ticket.result()
+
+    def stats(self) -> dict[str, int]:
+        """Batches run, requests they held, requests waiting now (metrics, tests)."""
+        return {
+            "batches": self.batcher.batches,
+            "requests": self.batcher.batched_requests,
+            "waiting": self.batcher.depth,
+        }

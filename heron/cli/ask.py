@@ -22,6 +22,15 @@ def ask(
     model: options.Model = None,
     redis_url: options.RedisUrl = None,
     ray_address: options.RayAddress = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="HERON_URL",
+            show_default=False,
+            help="ask this running `heron serve` instead of starting the pipeline here",
+        ),
+    ] = None,
     json: options.Json = False,
     progress: options.Progress = None,
     debug: options.Debug = False,
@@ -40,6 +49,8 @@ def ask(
     check_question(question)
     start, end = check_time_range(start, end)
     resolve_source(source)
+    if server:
+        return _ask_server(out, server, source, question, start, end, session)
     cfg = options.pipeline_config(config, model, out)
     from heron.service import Heron
 
@@ -49,16 +60,36 @@ def ask(
             cfg, redis_url=redis_url, ray_address=ray_address, progress=out.interactive, on_status=out.status
         ) as heron:
             result = heron.ask(source, question, start=start, end=end, session_id=session)
+    _show(
+        out,
+        result.to_dict(),
+        ranged=start is not None or end is not None,
+        gap=1.5 / cfg.decode.fps,
+        summary=result.summary(),
+    )
+
+
+def _ask_server(out: Output, server: str, source: str, question: str, start, end, session) -> None:
+    from heron.cli.client import HeronClient
+
+    with HeronClient(server) as client:
+        result = client.ask(source, question, **{"from": start, "to": end, "session": session})
+    gap = 1.5 / result["fps"] if result.get("fps") else 0.0
+    _show(out, result, ranged=start is not None or end is not None, gap=gap, summary=f"answered by {server}")
+
+
+def _show(out: Output, result: dict, *, ranged: bool, gap: float, summary: str) -> None:
+    """The same output whether the pipeline ran here or on a server."""
     if out.json:
-        out.emit_json(result.to_dict())
+        out.emit_json(result)
         return
-    out.print(result.answer.text or "(no answer)")
-    used = ", ".join(span(a, b) for a, b in merge_spans(result.answer.spans, gap=1.5 / cfg.decode.fps))
-    whole = "" if start is None and end is None else " (whole windows around the range)"
-    out.print(f"  used: {used}{whole}   session: {result.answer.session_id}")
-    for warning in result.answer.warnings:
+    out.print(result["answer"] or "(no answer)")
+    used = ", ".join(span(a, b) for a, b in merge_spans([tuple(s) for s in result["spans"]], gap=gap))
+    whole = " (whole windows around the range)" if ranged else ""
+    out.print(f"  used: {used}{whole}   session: {result['session']}")
+    for warning in result.get("warnings", []):
         out.note(f"  note: {warning}")
-    out.note(f"  {result.summary()}")
+    out.note(f"  {summary}")
     out.flush_later()
 
 

@@ -18,6 +18,21 @@ from typing import Any
 _QUIET_LOGGERS = ("ray", "ray._private.authentication.authentication_token_setup", "filelock")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (a test may swap it, then close it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 class Output:
     """One per command run: carries ``--json`` / ``--debug`` to the error handler and the status line."""
 

@@ -24,6 +24,7 @@ from heron.config.pipeline import (
     load_pipeline_config,
 )
 from heron.config.schema import config_dir, from_dict, preset_names, preset_path, read_yaml, to_dict
+from heron.config.serve import ServeConfig, load_serve_config
 
 __all__ = [
     "SPATIAL_VALUES",
@@ -36,11 +37,13 @@ __all__ = [
     "ModelConfig",
     "PipelineConfig",
     "ResamplerConfig",
+    "ServeConfig",
     "VisionConfig",
     "config_dir",
     "from_dict",
     "load_config",
     "load_pipeline_config",
+    "load_serve_config",
     "preset_names",
     "preset_path",
     "read_yaml",

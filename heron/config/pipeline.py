@@ -67,6 +67,9 @@ class IngestConfig:
     # parallel (decode, one core each, is the limit for HD video on a GPU machine); raise
     # max_in_flight with it so that each has a call to work on
     decode_actors: int = 1
+    # Every wait is bounded: an encode call that returns nothing for this long (an actor that
+    # cannot be scheduled on a full cluster, a hung decoder) fails the ingest with a typed error.
+    call_timeout_s: float = 300.0
     decode: ActorResources = field(default_factory=lambda: ActorResources(num_cpus=0.5))
     encode: ActorResources = field(default_factory=lambda: ActorResources(num_cpus=1.0))
 
@@ -82,7 +85,26 @@ class AnswerConfig:
     max_new_tokens: int = 32  # answer length limit, tokens
     max_windows: int = 16  # at most this many cached windows go into one prompt (evenly spaced)
     history_turns: int = 4  # earlier question/answer pairs of the session put into the prompt
-    actor: ActorResources = field(default_factory=lambda: ActorResources(num_cpus=0.5, max_concurrency=4))
+    # Dynamic batching: questions that arrive within batch_window_ms of the first waiting one are
+    # answered in one forward pass, up to max_batch of them (docs/serve.md).
+    max_batch: int = 16
+    batch_window_ms: float = 5.0
+    # How long the answer actor may take to start and load its model before a question fails
+    # (instead of waiting forever on a cluster with no room for it).
+    start_timeout_s: float = 300.0
+    # max_concurrency: calls the actor serves at once; each waits on the batcher, so this bounds
+    # how many questions can be batched together, not how many forward passes run.
+    actor: ActorResources = field(default_factory=lambda: ActorResources(num_cpus=0.5, max_concurrency=64))
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "max_windows", "max_batch"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise ConfigError(f"pipeline.answer.{name} must be an integer >= 1, got {value!r}")
+        if not (isinstance(self.batch_window_ms, (int, float)) and 0 <= self.batch_window_ms <= 10_000):
+            raise ConfigError(
+                f"pipeline.answer.batch_window_ms must be within [0, 10000], got {self.batch_window_ms!r}"
+            )
 
 
 @dataclass

@@ -14,6 +14,7 @@ from einops import rearrange
 from torch import nn
 
 from heron.config import ResamplerConfig
+from heron.encoders.inference import eval_mode
 from heron.encoders.preprocess import check_frames
 from heron.encoders.resampler import PerceiverResampler
 from heron.encoders.spatial_values import SpatialValues
@@ -115,7 +116,8 @@ class VisualEncoder(nn.Module):
             raise FrameFormatError(f"frames must be [T, H, W, 3] or [B, T, H, W, 3], got shape {tuple(frames.shape)}")
         if pts is not None:
             _check_pts(torch.as_tensor(pts, dtype=torch.float64), frames.shape[:2], single)
-        latents = self(frames.to(next(self.parameters()).device))  # [B, R, d]
+        with eval_mode(self):  # whatever mode the caller left it in
+            latents = self(frames.to(next(self.parameters()).device))  # [B, R, d]
         return latents[0] if single else latents
 
 

@@ -12,7 +12,9 @@ as transformers users expect, ``HeronModel.from_pretrained(dir)`` / ``model.save
 
 from __future__ import annotations
 
+import functools
 import inspect
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -21,13 +23,14 @@ import torch
 from torch import nn
 
 from heron.config import ModelConfig
+from heron.encoders.inference import eval_mode
 from heron.encoders.visual_encoder import VisualEncoder
 from heron.errors import FrameFormatError, MediaCountMismatchError, PromptTooLongError
 from heron.models import building
 from heron.models.connector import LinearPrefixConnector, splice_media
 from heron.models.lm import insert_cross_attention
 from heron.models.media_state import MediaRequest, MediaState
-from heron.models.sampling import SamplingConfig, next_tokens
+from heron.models.sampling import SamplingConfig, next_tokens_per_row
 from heron.models.tokenizer import END_OF_CHUNK_TOKEN, IMAGE_TOKEN, add_media_tokens, load_tokenizer
 
 # uint8 frames [T, H, W, 3] / an image [H, W, 3], or latents [n, d]: one window's R tokens, or
@@ -320,12 +323,52 @@ class HeronModel(nn.Module):
         ]
         return texts[0] if single else texts
 
-    def _stop_ids(self, stop_at_end_of_chunk: bool) -> list[int]:
+    @torch.no_grad()
+    def choice_logprobs(self, prompts: list[str], media: list[list[MediaItem]], choices: list[str]) -> torch.Tensor:
+        """log p(" <choice><|endofchunk|>" | prompt, media) of every choice after every prompt: [B, C].
+
+        A closed-choice decision from the model's likelihoods (a watch's yes/no, a multiple-choice
+        question) instead of parsing free text. Each prompt's media items go with it, one per
+        ``<image>``; all B x C continuations are scored in one forward pass, in eval mode."""
+        if len(prompts) != len(media):
+            raise MediaCountMismatchError(len(prompts), len(media))
+        if not choices:
+            raise ValueError("choice_logprobs needs at least one choice")
+        encode = functools.partial(self.tokenizer, add_special_tokens=False)
+        heads = [encode(p)["input_ids"] for p in prompts]
+        tails = [encode(f" {c}{END_OF_CHUNK_TOKEN}")["input_ids"] for c in choices]
+        for row, (ids, items) in enumerate(zip(heads, media)):
+            markers = ids.count(self.image_token_id)
+            if markers != len(items):
+                raise MediaCountMismatchError(markers, len(items), row=row if len(prompts) > 1 else None)
+        rows = [(h, t) for h in heads for t in tails]  # prompt-major: row b * C + c
+        width = max(len(h) + len(t) for h, t in rows)
+        input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(input_ids)
+        scored = torch.zeros_like(input_ids, dtype=torch.bool)
+        for r, (head, tail) in enumerate(rows):
+            input_ids[r, : len(head) + len(tail)] = torch.tensor(head + tail)
+            mask[r, : len(head) + len(tail)] = 1
+            scored[r, len(head) : len(head) + len(tail)] = True
+        latents = [self._media_latents(items) for items in media]
+        padded, media_mask = self.pad_media([latents[r // len(choices)] for r in range(len(rows))])
+        limit = self.max_context
+        if limit is not None and width > limit:
+            raise PromptTooLongError(width, limit)
+        with self.inference():
+            logits = self(input_ids.to(self.device), mask.to(self.device), padded, media_mask=media_mask).logits
+        logp = logits[:, :-1].float().log_softmax(-1)  # [B*C, L-1, V]: token t+1 given tokens <= t
+        target = input_ids[:, 1:].to(logp.device)
+        token_logp = logp.gather(-1, target[..., None])[..., 0] * scored[:, 1:].to(logp.device)
+        return token_logp.sum(-1).view(len(prompts), len(choices))  # [B, C]
+
+    def stop_token_ids(self, stop_at_end_of_chunk: bool = True) -> list[int]:
+        """The tokens that end an answer: EOS, and ``<|endofchunk|>`` unless told not to."""
         ids = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
         return ids + ([self.end_of_chunk_token_id] if stop_at_end_of_chunk else [])
 
     def _until_stop(self, row: list[int], stop_at_end_of_chunk: bool) -> list[int]:
-        stops = set(self._stop_ids(stop_at_end_of_chunk))
+        stops = set(self.stop_token_ids(stop_at_end_of_chunk))
         for i, token in enumerate(row):
             if token in stops:
                 return row[:i]
@@ -336,42 +379,70 @@ class HeronModel(nn.Module):
         self,
         batch: Prompts,
         *,
-        max_new_tokens: int,
-        sampling: SamplingConfig | None = None,
+        max_new_tokens: int | list[int],
+        sampling: SamplingConfig | list[SamplingConfig] | None = None,
         stop_at_end_of_chunk: bool = True,
     ) -> torch.Tensor:
         """New token ids [B, N] (N ≤ max_new_tokens; finished rows padded with pad_token_id).
 
-        The prompt is prefilled once; each step feeds one token through the LM's KV cache.
-        The media keys/values of every cross-attention layer are computed on the first step
-        and reused from the request (``MediaRequest.keys_values``) at every later one.
-        """
-        sampling = sampling or SamplingConfig()
-        generator = (
-            torch.Generator(device=self.device).manual_seed(sampling.seed) if sampling.seed is not None else None
+        See ``decode_steps``; this collects its steps."""
+        steps = list(
+            self.decode_steps(
+                batch, max_new_tokens=max_new_tokens, sampling=sampling, stop_at_end_of_chunk=stop_at_end_of_chunk
+            )
         )
-        stop_ids = torch.tensor(self._stop_ids(stop_at_end_of_chunk), device=self.device)
+        if not steps:
+            return batch.input_ids.new_zeros(batch.input_ids.shape[0], 0)
+        return torch.stack(steps, dim=1)
+
+    @torch.no_grad()
+    def decode_steps(
+        self,
+        batch: Prompts,
+        *,
+        max_new_tokens: int | list[int],
+        sampling: SamplingConfig | list[SamplingConfig] | None = None,
+        stop_at_end_of_chunk: bool = True,
+    ) -> Iterator[torch.Tensor]:
+        """Yield each step's new token ids [B] as they are generated (finished rows: pad_token_id).
+
+        Per row: its own ``max_new_tokens`` and ``sampling`` (lists), or one for all. The prompt is
+        prefilled once; each step feeds one token through the LM's KV cache. The media keys/values
+        of every cross-attention layer are computed on the first step and reused from the request
+        (``MediaRequest.keys_values``) at every later one. Runs in eval mode whatever mode the
+        caller left the model in (dropout would make answers random).
+        """
+        rows = batch.input_ids.shape[0]
+        limits = [max_new_tokens] * rows if isinstance(max_new_tokens, int) else list(max_new_tokens)
+        configs = sampling if isinstance(sampling, list) else [sampling or SamplingConfig()] * rows
+        if len(limits) != rows or len(configs) != rows:
+            raise ValueError(
+                f"{rows} prompts need {rows} max_new_tokens and samplings, got {len(limits)}, {len(configs)}"
+            )
+        if max(limits, default=0) <= 0:
+            return
+        generators = [self._generator(c) for c in configs]
+        stop_ids = torch.tensor(self.stop_token_ids(stop_at_end_of_chunk), device=self.device)
         banned = [self.image_token_id, self.tokenizer.pad_token_id]  # a generated <image> would have no media
+        last_step = torch.tensor(limits, device=self.device) - 1  # [B]
         request = self._request(batch.media, batch.media_mask)
         media_count = (batch.input_ids == self.image_token_id).sum(-1, keepdim=True)  # [B, 1]
-        generated = []
-        with self._using(request):
-            inputs = self._first_inputs(batch.input_ids, batch.attention_mask, batch.media, batch.media_mask, request)[
-                "lm"
-            ]
+        with self._using(request), self.inference():
+            first = self._first_inputs(batch.input_ids, batch.attention_mask, batch.media, batch.media_mask, request)
+            inputs = first["lm"]
             attention_mask, position_ids = inputs["attention_mask"], inputs["position_ids"]
             out = self._lm(**inputs, use_cache=True)
-            finished = torch.zeros(batch.input_ids.shape[0], dtype=torch.bool, device=self.device)
-            for step in range(max_new_tokens):
+            finished = last_step < 0
+            for step in range(max(limits)):
                 logits = out.logits[:, -1].float()  # [B, V]
                 logits[:, banned] = -float("inf")
-                token = next_tokens(logits, sampling, generator)
+                token = next_tokens_per_row(logits, configs, generators)
                 token = token.masked_fill(finished, self.tokenizer.pad_token_id)
-                generated.append(token)
-                finished |= torch.isin(token, stop_ids)
-                if finished.all() or step == max_new_tokens - 1:
-                    break  # no forward pass for a token nobody will read
-                attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(token), 1)], dim=-1)
+                yield token
+                finished = finished | torch.isin(token, stop_ids) | (last_step <= step)
+                if finished.all():
+                    return  # no forward pass for a token nobody will read
+                attention_mask = torch.cat([attention_mask, attention_mask.new_ones(rows, 1)], dim=-1)
                 position_ids = position_ids[:, -1:] + 1
                 if request is not None:
                     request.set_text_time(media_count)  # new tokens follow all of the prompt's media
@@ -383,6 +454,12 @@ class HeronModel(nn.Module):
                     use_cache=True,
                     **cache,
                 )
-        if not generated:
-            return batch.input_ids.new_zeros(batch.input_ids.shape[0], 0)
-        return torch.stack(generated, dim=1)
+
+    def _generator(self, sampling: SamplingConfig) -> torch.Generator | None:
+        if sampling.seed is None:
+            return None
+        return torch.Generator(device=self.device).manual_seed(sampling.seed)
+
+    def inference(self):
+        """Eval mode inside the block (dropout off), the caller's modes restored after."""
+        return eval_mode(self)

@@ -31,3 +31,14 @@ def next_tokens(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Gene
         logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, -float("inf")))
     probs = logits.softmax(dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def next_tokens_per_row(
+    logits: torch.Tensor, configs: list[SamplingConfig], generators: list[torch.Generator | None]
+) -> torch.Tensor:
+    """logits [B, V] → token ids [B], each row with its own sampling config and generator.
+
+    One call for the whole batch when every row is greedy (the common case)."""
+    if all(not c.do_sample for c in configs):
+        return logits.argmax(dim=-1)
+    return torch.cat([next_tokens(logits[i : i + 1], c, g) for i, (c, g) in enumerate(zip(configs, generators))])

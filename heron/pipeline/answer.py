@@ -1,32 +1,96 @@
-"""Answer stage: a question + the cached windows of a time range → answer text and the spans used."""
+"""Answer stage: requests (a prompt + the media it names) → answers, many in one batch, text streamed.
+
+A request names its media by source and time range (``MediaRef``); the stage reads only the
+windows that go into the prompt (at most ``answer.max_windows`` per media item) and gives each
+media item to the model as those windows' visual tokens concatenated in time order. A native
+question (``AnswerRequest.question``) gets its session's earlier turns put in the prompt and its
+own turns written back; a chat request (the OpenAI API) brings its prompt and dialogue itself.
+
+``run`` answers a batch in one generation (rows finish on their own: EOS, ``<|endofchunk|>``,
+their own token limit or stop strings) and reports each row's new text as it is generated.
+A request that cannot be answered (no windows cached) fails alone; the others go on.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from heron.config import AnswerConfig
-from heron.errors import EmptyQuestionError, EmptyVideoError
+from heron.errors import EmptyQuestionError, EmptyVideoError, HeronError
 from heron.pipeline.prompts import evenly_spaced, question_prompt
 from heron.state import DialogueStore, LatentStore
 
 if TYPE_CHECKING:  # the driver imports this module for Answer; only the actor needs torch
     from heron.models.heron_model import HeronModel
+    from heron.models.sampling import SamplingConfig
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """One media item of a prompt: the cached windows of a source within [start, end] seconds."""
+
+    source_id: str
+    start: float = 0.0
+    end: float = math.inf
+
+
+@dataclass
+class AnswerRequest:
+    """What to answer. ``prompt`` holds one ``<image>`` per ``media`` item, in order.
+
+    A native question sets ``question`` (and maybe ``session_id``): the prompt is then built from
+    the session's history and the question, and both turns are written back to the dialogue.
+    """
+
+    prompt: str = ""
+    media: list[MediaRef] = field(default_factory=list)
+    question: str | None = None
+    session_id: str | None = None
+    max_new_tokens: int | None = None  # None: answer.max_new_tokens
+    sampling: SamplingConfig | None = None  # None: greedy
+    stop: tuple[str, ...] = ()  # the answer ends before the first of these strings
+
+    @classmethod
+    def about(
+        cls,
+        question: str,
+        source_id: str,
+        *,
+        start: float = 0.0,
+        end: float = math.inf,
+        session_id: str | None = None,
+        **options,
+    ) -> AnswerRequest:
+        """A question about one source's time range, in a (new or continued) dialogue session."""
+        return cls(
+            question=check_question(question),
+            media=[MediaRef(source_id, start, end)],
+            session_id=session_id or uuid.uuid4().hex[:12],
+            **options,
+        )
 
 
 @dataclass
 class Answer:
     text: str
-    spans: list[tuple[float, float]]  # (start, end) seconds of each window the answer used
-    session_id: str
-    source_id: str
+    spans: list[tuple[float, float]]  # (start, end) seconds of each window the answer used, media in order
+    session_id: str | None
+    source_id: str  # the (first) media item's source
     windows_used: int
-    seconds: float  # wall time to answer
+    seconds: float  # wall time to answer (batch wait and generation)
     warnings: list[str] = field(default_factory=list)  # e.g. words of the question the model does not know
+    media_spans: list[list[tuple[float, float]]] = field(default_factory=list)  # per media item
+    source_ids: list[str] = field(default_factory=list)  # per media item
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"  # "stop" (EOS, end of chunk or a stop string) or "length"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -38,59 +102,193 @@ def check_question(question: str) -> str:
     return question.strip()
 
 
+@dataclass
+class _Prepared:
+    request: AnswerRequest
+    prompt: str
+    media: list[np.ndarray]  # per item: latents [k*R, d]
+    spans: list[list[tuple[float, float]]]
+    history: list[tuple[str, str]]
+
+
+TextCallback = Callable[[int, str], None]  # (row of the batch, new text)
+
+
 class AnswerStage:
     """Holds the gated LM; reads latents and dialogue from Redis, writes the new turns back.
 
     Stateless between calls (everything that matters is in Redis), so Ray may restart it or run
-    several calls at once: each call's media lives only inside its own ``generate``.
+    several calls at once: each call's media lives only inside its own generation.
     """
 
     def __init__(self, model: HeronModel, latents: LatentStore, dialogue: DialogueStore, cfg: AnswerConfig):
         self.model, self.latents, self.dialogue, self.cfg = model.eval(), latents, dialogue, cfg
 
     def __call__(
-        self,
-        question: str,
-        source_id: str,
-        *,
-        start: float = 0.0,
-        end: float = float("inf"),
-        session_id: str | None = None,
+        self, question: str, source_id: str, *, start: float = 0.0, end: float = math.inf, session_id: str | None = None
     ) -> Answer:
+        """One native question (no batching); see ``run``."""
+        result = self.run([AnswerRequest.about(question, source_id, start=start, end=end, session_id=session_id)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    # --- preparing ------------------------------------------------------------------------------
+
+    def prepare(self, request: AnswerRequest) -> _Prepared:
+        """Read the windows each media item needs (only those: cost stays flat in stream length)."""
+        media, spans = [], []
+        for ref in request.media:
+            found = self.latents.window_spans(ref.source_id, ref.start, min(ref.end, 1e12))  # times only
+            if not found:
+                raise EmptyVideoError(
+                    f"no encoded windows of source {ref.source_id} between {ref.start:g} s and {ref.end:g} s"
+                )
+            chosen = self.latents.get_chunks(
+                ref.source_id, [found[i][0] for i in evenly_spaced(len(found), self.cfg.max_windows)]
+            )
+            media.append(np.concatenate([c.latents for c in chosen]).astype(np.float32))  # [k*R, d]
+            spans.append([(c.t_start, c.t_end) for c in chosen])
+        history: list[tuple[str, str]] = []
+        prompt = request.prompt
+        if request.question is not None:
+            turns = self.dialogue.get_dialogue(request.session_id, last_n=2 * self.cfg.history_turns)
+            history = [
+                (q.text, a.text) for q, a in zip(turns[::2], turns[1::2]) if q.role == "user" and a.role == "assistant"
+            ]
+            prompt = question_prompt(request.question, history)
+        return _Prepared(request, prompt, media, spans, history)
+
+    # --- answering ------------------------------------------------------------------------------
+
+    def run(self, requests: list[AnswerRequest], on_text: TextCallback | None = None) -> list[Answer | HeronError]:
+        """Answer ``requests`` in one batch; ``on_text(i, delta)`` gets request i's new text as it comes."""
+        from heron.models.sampling import SamplingConfig
+
         clock = time.perf_counter()
-        question = check_question(question)
-        session_id = session_id or uuid.uuid4().hex[:12]
-        spans = self.latents.window_spans(source_id, start, min(end, 1e12))  # times only, no latents
-        if not spans:
-            raise EmptyVideoError(f"no encoded windows of source {source_id} between {start:g} s and {end:g} s")
-        # Fetch only the windows that go into the prompt: cost stays flat however long the stream.
-        chosen = self.latents.get_chunks(
-            source_id, [spans[i][0] for i in evenly_spaced(len(spans), self.cfg.max_windows)]
-        )
-        media = np.concatenate([c.latents for c in chosen]).astype(np.float32)  # [k*R, d]
-        turns = self.dialogue.get_dialogue(session_id, last_n=2 * self.cfg.history_turns)
-        history = [
-            (q.text, a.text) for q, a in zip(turns[::2], turns[1::2]) if q.role == "user" and a.role == "assistant"
-        ]
-        text = self.model.generate(
-            question_prompt(question, history), [media], max_new_tokens=self.cfg.max_new_tokens
-        ).strip()
-        spans = [(c.t_start, c.t_end) for c in chosen]
-        self.dialogue.append_turns(
-            session_id,
-            [
-                (
-                    "user",
-                    question,
-                    {"source_id": source_id, "start": start, "end": None if end == float("inf") else end},
-                ),
-                ("assistant", text, {"spans": spans}),
-            ],
-        )
-        unknown = self.model.unknown_words(question)
+        results: list[Answer | HeronError | None] = [None] * len(requests)
+        ready: list[tuple[int, _Prepared]] = []
+        for i, request in enumerate(requests):
+            try:
+                prepared = self.prepare(request)
+                # Checked alone (markers vs media, context length), so a bad request fails by itself.
+                self.model.prepare([prepared.prompt], [prepared.media], max_new_tokens=self._limit(request))
+                ready.append((i, prepared))
+            except HeronError as error:
+                results[i] = error
+        if ready:
+            batch = self.model.prepare(
+                [p.prompt for _, p in ready],
+                [p.media for _, p in ready],
+                max_new_tokens=max(self._limit(p.request) for _, p in ready),
+            )
+            limits = [self._limit(p.request) for _, p in ready]
+            rows = [_Row(self.model, p.request.stop, limit) for (_, p), limit in zip(ready, limits)]
+            steps = self.model.decode_steps(
+                batch, max_new_tokens=limits, sampling=[p.request.sampling or SamplingConfig() for _, p in ready]
+            )
+            for tokens in steps:
+                for row, (i, _), token in zip(rows, ready, tokens.tolist()):
+                    delta = row.add(token)
+                    if delta and on_text is not None:
+                        on_text(i, delta)
+                if all(row.done for row in rows):
+                    break
+            prompt_tokens = batch.attention_mask.sum(-1).tolist()
+            for (i, prepared), row, used in zip(ready, rows, prompt_tokens):
+                results[i] = self._finish(prepared, row, int(used), time.perf_counter() - clock)
+        return results
+
+    def _limit(self, request: AnswerRequest) -> int:
+        return request.max_new_tokens if request.max_new_tokens is not None else self.cfg.max_new_tokens
+
+    def _finish(self, prepared: _Prepared, row: _Row, prompt_tokens: int, seconds: float) -> Answer:
+        request = prepared.request
+        text = row.text
+        spans = [span for item in prepared.spans for span in item]
+        if request.question is not None:
+            ref = request.media[0]
+            self.dialogue.append_turns(
+                request.session_id,
+                [
+                    (
+                        "user",
+                        request.question,
+                        {
+                            "source_id": ref.source_id,
+                            "start": ref.start,
+                            "end": None if ref.end == math.inf else ref.end,
+                        },
+                    ),
+                    ("assistant", text, {"spans": spans}),
+                ],
+            )
+        unknown = self.model.unknown_words(request.question or prepared.prompt)
         warnings = (
             [f"the model does not know {', '.join(repr(w) for w in unknown)}: the answer may be a guess"]
             if unknown
             else []
         )
-        return Answer(text, spans, session_id, source_id, len(chosen), time.perf_counter() - clock, warnings)
+        return Answer(
+            text=text,
+            spans=spans,
+            session_id=request.session_id,
+            source_id=request.media[0].source_id if request.media else "",
+            windows_used=len(spans),
+            seconds=seconds,
+            warnings=warnings,
+            media_spans=prepared.spans,
+            source_ids=[ref.source_id for ref in request.media],
+            prompt_tokens=prompt_tokens,
+            completion_tokens=len(row.tokens),
+            finish_reason=row.finish_reason,
+        )
+
+
+class _Row:
+    """One answer being generated: its tokens, its text so far, whether (and why) it has stopped.
+
+    The text handed out is the answer as ``run`` returns it, built up: leading spaces dropped, and
+    trailing spaces and anything that may be the start of a stop string held back, so the deltas of
+    a stream add up to exactly the final text."""
+
+    def __init__(self, model: HeronModel, stop: tuple[str, ...], limit: int):
+        self.model, self.stop, self.limit = model, tuple(s for s in stop if s), limit
+        self.tokens: list[int] = []
+        self.text = ""  # handed out so far
+        self.done = False
+        self.finish_reason = "length"
+        self._stop_ids = set(model.stop_token_ids())
+
+    def add(self, token: int) -> str:
+        """Take the next token; returns the new text (nothing once the row has stopped)."""
+        if self.done:
+            return ""
+        if token in self._stop_ids:
+            return self._end("stop", self._decoded())
+        self.tokens.append(token)
+        text = self._decoded()
+        cut = min((text.find(s) for s in self.stop if s in text), default=-1)
+        if cut >= 0:  # a stop string: the answer ends before it
+            return self._end("stop", text[:cut])
+        if len(self.tokens) >= self.limit:
+            return self._end("length", text)
+        return self._hand_out(text[: len(text) - _partial_stop(text, self.stop)].rstrip())
+
+    def _decoded(self) -> str:
+        return self.model.tokenizer.decode(self.tokens, skip_special_tokens=True).lstrip()
+
+    def _end(self, reason: str, text: str) -> str:
+        self.done, self.finish_reason = True, reason
+        return self._hand_out(text.rstrip())
+
+    def _hand_out(self, text: str) -> str:
+        if not text.startswith(self.text):  # a tokenizer that respells earlier text: keep what was sent
+            return ""
+        delta, self.text = text[len(self.text) :], text
+        return delta
+
+
+def _partial_stop(text: str, stops: tuple[str, ...]) -> int:
+    """How many characters at the end of ``text`` could be the start of a stop string."""
+    return max((n for s in stops for n in range(1, len(s)) if text.endswith(s[:n])), default=0)

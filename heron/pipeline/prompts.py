@@ -25,3 +25,37 @@ def evenly_spaced(n_items: int, limit: int) -> list[int]:
     if limit == 1:
         return [n_items - 1]
     return sorted({round(i * (n_items - 1) / (limit - 1)) for i in range(limit)})
+
+
+MEDIA = None  # in a chat turn's parts: where a media item sits
+
+
+def chat_prompt(turns: list[tuple[str, list[str | None]]], style: str = "qa") -> str:
+    """A Flamingo prompt from chat turns ``(role, parts)``; a part is text or ``MEDIA``.
+
+    ``qa`` (the default; how the demo model was trained): each user turn's media come first, then
+    ``Question: <its text> Answer:``; each assistant turn is ``<text><|endofchunk|>``.
+    ``interleaved``: parts in order, ``<|endofchunk|>`` after text that the next media item
+    follows, so few-shot prompts read as in Flamingo: ``<image>this clip: a dog enters.<|endofchunk|>
+    <image>this clip: a car leaves.<|endofchunk|><image>this clip:`` → the model completes it.
+    System turns are text in ``interleaved`` and left out of ``qa`` (a model trained on questions
+    and answers only would read them as noise). One ``<image>`` per ``MEDIA`` either way, in order.
+    """
+    if style not in ("qa", "interleaved"):
+        raise ValueError(f"prompt style must be 'qa' or 'interleaved', got {style!r}")
+    out: list[str] = []
+    for role, parts in turns:
+        texts = [p.strip() for p in parts if p is not MEDIA and p.strip()]
+        if role == "assistant":
+            out.append(f" {' '.join(texts)}{END_OF_CHUNK_TOKEN}")
+        elif style == "qa" and role == "user":
+            media = IMAGE_TOKEN * sum(p is MEDIA for p in parts)
+            out.append(f"{media}Question: {' '.join(texts)} Answer:")
+        elif style == "interleaved" and role in ("user", "system"):
+            for i, part in enumerate(parts):
+                if part is MEDIA:
+                    out.append(IMAGE_TOKEN)
+                elif part.strip():
+                    follows = any(p is MEDIA for p in parts[i + 1 :])
+                    out.append(part.strip() + (END_OF_CHUNK_TOKEN if follows else ""))
+    return "".join(out)

@@ -17,7 +17,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import ray
 
@@ -30,8 +30,8 @@ from heron.actors import (
     check_cluster_has,
 )
 from heron.config import PipelineConfig
-from heron.errors import EmptyVideoError
-from heron.pipeline.answer import check_question
+from heron.errors import ActorStartTimeoutError, EmptyVideoError, HeronError
+from heron.pipeline.answer import Answer, AnswerRequest, check_question
 from heron.pipeline.decode import VideoDecoder
 from heron.pipeline.fingerprint import encoder_settings
 from heron.pipeline.sources import content_id, resolve_source
@@ -153,11 +153,27 @@ class Heron:
 
     # --- ingest -----------------------------------------------------------------------------------
 
-    def ingest(self, source: str, *, start: float | None = None, end: float | None = None) -> IngestReport:
-        """Make sure every window of [start, end] (default: the whole source) is in Redis."""
-        return self._ingest(source, *check_time_range(start, end), on_valid=None)
+    def ingest(
+        self,
+        source: str,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        on_progress: Callable[[int, int | None], None] | None = None,
+    ) -> IngestReport:
+        """Make sure every window of [start, end] (default: the whole source) is in Redis.
 
-    def _ingest(self, source: str, start: float | None, end: float | None, on_valid) -> IngestReport:
+        ``on_progress(windows_done, total)`` is told after each batch of windows is encoded."""
+        return self._ingest(source, *check_time_range(start, end), on_valid=None, on_progress=on_progress)
+
+    def _ingest(
+        self,
+        source: str,
+        start: float | None,
+        end: float | None,
+        on_valid,
+        on_progress: Callable[[int, int | None], None] | None = None,
+    ) -> IngestReport:
         clock = time.perf_counter()
         resolved = resolve_source(source)
         source_id = content_id(resolved)
@@ -174,7 +190,9 @@ class Heron:
         self._start_ray()
         self._say(None)  # the progress bar takes over
         with self._ingesting:
-            report = self._decode_and_encode(str(resolved), source_id, start, end, probe, seekable=not resolved.is_url)
+            report = self._decode_and_encode(
+                str(resolved), source_id, start, end, probe, not resolved.is_url, on_progress
+            )
         whole = start is None and end is None
         self.latents.set_source_info(
             source_id,
@@ -218,7 +236,7 @@ class Heron:
         return self.grid.runs(start, end, probe.info.duration, k)
 
     def _decode_and_encode(
-        self, source: str, source_id: str, start, end, probe: VideoDecoder, seekable: bool
+        self, source: str, source_id: str, start, end, probe: VideoDecoder, seekable: bool, on_progress
     ) -> IngestReport:
         runs = [DecodeRun(source, source_id, s, e) for s, e in self._segments(start, end, probe, seekable)]
         encoders = self.encoders
@@ -234,6 +252,7 @@ class Heron:
                 report,
                 total=self.grid.count(start, end, probe.info.duration),
                 progress=self.progress,
+                on_progress=on_progress,
             )
         except BaseException:
             # Calls may still be queued on the pool's actors, or one may be dead for good: the
@@ -255,23 +274,103 @@ class Heron:
         start: float | None = None,
         end: float | None = None,
         session_id: str | None = None,
+        **options,
     ) -> AskResult:
-        """Answer ``question`` about [start, end] of ``source``, ingesting what is not cached."""
+        """Answer ``question`` about [start, end] of ``source``, ingesting what is not cached.
+
+        ``options``: AnswerRequest fields (max_new_tokens, sampling, stop)."""
         clock = time.perf_counter()
+        request, report = self._question(source, question, start, end, session_id, options)
+        answer = get(self.answerer.answer.remote(request))
+        return AskResult(answer, report, time.perf_counter() - clock)
+
+    def ask_stream(
+        self,
+        source: str,
+        question: str,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        session_id: str | None = None,
+        **options,
+    ) -> Iterator[str | AskResult]:
+        """``ask``, streamed: the answer's text deltas as they are generated, then the AskResult."""
+        clock = time.perf_counter()
+        request, report = self._question(source, question, start, end, session_id, options)
+        for item in self.answer_stream(request):
+            if isinstance(item, str):
+                yield item
+            else:
+                yield AskResult(item, report, time.perf_counter() - clock)
+
+    def _question(self, source, question, start, end, session_id, options) -> tuple[AnswerRequest, IngestReport]:
         question = check_question(question)  # before any decoding: bad input costs nothing
         start, end = check_time_range(start, end)
         # Once the source proved valid, the answer actor loads its model while the video decodes.
         report = self._ingest(source, start, end, on_valid=lambda: self.answerer)
+        self._wait_for_model()
+        request = AnswerRequest.about(
+            question,
+            report.source_id,
+            start=start or 0.0,
+            end=end if end is not None else math.inf,
+            session_id=session_id,
+            **options,
+        )
+        return request, report
+
+    def answer(self, request: AnswerRequest) -> Answer:
+        """Answer a request whose media are cached (``ingest`` them first); batched with others."""
+        self._wait_for_model()
+        return get(self.answerer.answer.remote(request))
+
+    def answer_stream(self, request: AnswerRequest) -> Iterator[str | Answer]:
+        """``answer``, streamed: text deltas as they are generated, then the Answer."""
+        self._wait_for_model()
+        for ref in self.answerer.stream.options(num_returns="streaming").remote(request):
+            yield get(ref)
+
+    def warm_up(self) -> None:
+        """Start the answer actor and wait for its model (a long-running service does this at start)."""
+        self._wait_for_model()
+        self._say(None)
+
+    def healthy(self, timeout_s: float = 2.0) -> dict[str, bool]:
+        """Whether Redis, Ray and the answer actor answer now (each within ``timeout_s``)."""
+        checks = {"redis": False, "ray": False, "answer_actor": False}
+        try:
+            self.db.ping()
+            checks["redis"] = True
+        except HeronError:
+            pass
+        checks["ray"] = ray.is_initialized()
+        if checks["ray"] and self._answerer is not None:
+            try:
+                checks["answer_actor"] = bool(get(self._answerer.ready.remote(), timeout_s=timeout_s))
+            except Exception:  # dead, restarting or unreachable: not ready
+                checks["answer_actor"] = False
+        return checks
+
+    def answer_stats(self) -> dict[str, int]:
+        """The answer actor's batching counters (empty before it starts)."""
+        return get(self._answerer.stats.remote(), timeout_s=5) if self._answerer is not None else {}
+
+    def _wait_for_model(self) -> None:
         if not self._answerer_loaded:
             self._say("loading the model")
-            self._answerer_loaded = get(self.answerer.ready.remote())
+            timeout = self.cfg.answer.start_timeout_s
+            try:
+                self._answerer_loaded = get(self.answerer.ready.remote(), timeout_s=timeout)
+            except ray.exceptions.GetTimeoutError:
+                free = ray.available_resources()
+                raise ActorStartTimeoutError(
+                    f"the answer actor did not start within {timeout:g} s; the cluster has "
+                    f"{free.get('CPU', 0):g} CPU / {free.get('GPU', 0):g} GPU free for its "
+                    f"{self.cfg.answer.actor.num_cpus:g} CPU / {self.cfg.answer.actor.num_gpus:g} GPU "
+                    "(another Heron may hold them), or its model loads slower than "
+                    "pipeline.answer.start_timeout_s"
+                ) from None
         self._say("answering")
-        answer = get(
-            self.answerer.answer.remote(
-                question, report.source_id, start or 0.0, end if end is not None else math.inf, session_id
-            )
-        )
-        return AskResult(answer, report, time.perf_counter() - clock)
 
     def encoder_counters(self) -> list[dict[str, int]]:
         """Calls and windows each started encode actor has served (for reports and tests)."""

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import ray
 from tqdm import tqdm
 
 from heron.actors import DecodeRun
 from heron.config import IngestConfig
-from heron.errors import CorruptVideoError, EmptyVideoError
+from heron.errors import CorruptVideoError, EmptyVideoError, IngestTimeoutError
 from heron.service.reports import IngestReport
 from heron.service.runtime import get
 from heron.state import LatentStore
@@ -33,8 +33,11 @@ def decode_and_encode(
     *,
     total: int | None,
     progress: bool,
+    on_progress: Callable[[int, int | None], None] | None = None,
 ) -> None:
-    """Run ``runs`` (one per decoder) to their end, writing every window to ``latents``; fills ``report``."""
+    """Run ``runs`` (one per decoder) to their end, writing every window to ``latents``; fills ``report``.
+
+    ``on_progress(windows_done, total)`` after each encode call (jobs, metrics); ``progress``: a bar."""
     bar = tqdm(total=total, unit="window", desc="encoding", disable=not progress, file=sys.stderr)
     active = deque(range(len(runs)))  # decoders not yet seen to run out, served in turn
     unreadable_from: list[float] = []  # start of each later run that could not decode at all
@@ -50,7 +53,14 @@ def decode_and_encode(
                 calls += 1
             if not in_flight:
                 break
-            [done], _ = ray.wait(list(in_flight), num_returns=1)
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=cfg.call_timeout_s)
+            if not ready:
+                raise IngestTimeoutError(
+                    f"no encode result for {cfg.call_timeout_s:g} s: the encode or decode actors may not have "
+                    "started (a cluster without room for them) or a decoder hangs; see `ray status`, or raise "
+                    "pipeline.ingest.call_timeout_s for very slow machines"
+                )
+            [done] = ready
             d = in_flight.pop(done)
             try:
                 chunks = get(done)
@@ -66,6 +76,8 @@ def decode_and_encode(
             latents.put_chunks(chunks)
             report.windows_encoded += len(chunks)
             bar.update(len(chunks))
+            if on_progress is not None:
+                on_progress(report.windows_encoded, total)
         finished = [get(decoder.finish.remote(run)) for decoder, run in zip(decoders, runs)]
     finally:
         bar.close()

@@ -122,11 +122,21 @@ def test_every_benchmark_runs_quick(local_ray, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HERON_HOME", str(tmp_path))
     result = run_all.main(["--config", "tiny", "--quick"])
     values = result["values"]
-    assert set(values) == {"ingest", "ingest_rate", "length", "naive", "ttft", "generate", "storage"}
+    assert set(values) == {
+        "ingest",
+        "ingest_rate",
+        "length",
+        "naive",
+        "ttft",
+        "generate",
+        "storage",
+        "serve_http",
+        "serve_clients",
+    }
     assert all(math.isfinite(v) and v > 0 for v in values.values())
     out = capsys.readouterr().out
     assert out.rstrip().splitlines()[-1].startswith("HEADLINE bench: total")
-    assert out.count("HEADLINE ") == 7  # ingest, 3 x latency, generate, storage, summary
+    assert out.count("HEADLINE ") == 9  # ingest, 3 x latency, generate, storage, 2 x serve, summary
 
 
 @pytest.mark.integration

@@ -62,6 +62,8 @@ MISUSE = [
     (["eval", "models/demo", "{tmp}/nodata", "--ablate", "colour"], "unknown --ablate colour"),
     (["pretrain", "configs/tiny.yaml"], "has no 'train:' section"),
     (["demo-model", "--config", "{tmp}/nosuch.yaml"], "no training config"),
+    (["serve", "--host", "0.0.0.0"], "needs an API key: set $HERON_API_KEY"),
+    (["serve", "--config", "nosuch"], "no config file or preset named 'nosuch'"),
 ]
 
 
@@ -73,6 +75,7 @@ def _fill(argv: list[str], files: dict) -> list[str]:
 def test_a_mistake_is_one_line_and_exit_2_before_ray(argv, says, files, redis_url, monkeypatch, capsys, no_ray):
     monkeypatch.setenv("HERON_REDIS_URL", redis_url)
     monkeypatch.delenv("HERON_CONFIG", raising=False)
+    monkeypatch.delenv("HERON_API_KEY", raising=False)
     code = main(_fill(argv, files))
     out, err = capsys.readouterr()
     assert code == 2, (code, err)

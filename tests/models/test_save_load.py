@@ -101,7 +101,7 @@ def test_unknown_architecture_names_the_config_key():
 
 def test_preset_and_config_errors(tmp_path):
     assert heron.load_model("tiny").config.name == "tiny"
-    with pytest.raises(ConfigError, match="no config file or preset named 'nope'"):
+    with pytest.raises(ConfigError, match="no model, preset or model directory named 'nope'"):
         heron.load_model("nope")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  resampler: {depth: two}\n")
