@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: on the project's machines this exact build is served from local disk
 	$(VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1
 	$(VENV)/bin/pip install -q -e '.[test]'
+	# ffmpeg and GStreamer's RTSP server, for the live-stream tests' servers (Debian packages; idempotent)
+	bash tools/setup_system.sh || echo "WARNING: tools/setup_system.sh failed: the live-stream server tests will skip"
 	touch $(STAMP)
 
 setup: $(STAMP)

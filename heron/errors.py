@@ -145,3 +145,7 @@ class ClusterResourcesError(ConfigError):
 
 class UnsupportedSourceError(SourceError, ValueError):
     """The source is neither a local file nor an http(s) URL (e.g. an ftp:// or s3:// address)."""
+
+
+class StreamNotFoundError(HeronError, LookupError):
+    """No live stream with that id (or URL) is known."""

@@ -13,10 +13,12 @@ from heron.actors.answer import AnswerActor
 from heron.actors.decode import DecodeActor, DecodeRun
 from heron.actors.encode import EncodeActor
 from heron.actors.resources import actor_options, check_cluster_has
+from heron.actors.stream import StreamActor
 
 RemoteDecodeActor = ray.remote(DecodeActor)
 RemoteEncodeActor = ray.remote(EncodeActor)
 RemoteAnswerActor = ray.remote(AnswerActor)
+RemoteStreamActor = ray.remote(StreamActor)
 
 __all__ = [
     "AnswerActor",
@@ -26,6 +28,8 @@ __all__ = [
     "RemoteAnswerActor",
     "RemoteDecodeActor",
     "RemoteEncodeActor",
+    "RemoteStreamActor",
+    "StreamActor",
     "actor_options",
     "check_cluster_has",
 ]

@@ -15,7 +15,7 @@ from heron.config import PipelineConfig
 from heron.state import DialogueStore, LatentStore
 
 if TYPE_CHECKING:
-    from heron.pipeline.answer import Answer, AnswerRequest
+    from heron.pipeline.answer import Answer, AnswerRequest, ScoreRequest
 
 
 class AnswerActor:
@@ -26,9 +26,10 @@ class AnswerActor:
 
         model = load_model(cfg.model, device=cfg.device, trainable="none")
         self.stage = AnswerStage(model, latents, dialogue, cfg.answer)
-        self.batcher = Batcher(
-            self.stage.run, max_batch=cfg.answer.max_batch, window_s=cfg.answer.batch_window_ms / 1e3
-        )
+        window_s = cfg.answer.batch_window_ms / 1e3
+        self.batcher = Batcher(self.stage.run, max_batch=cfg.answer.max_batch, window_s=window_s)
+        # Watches of every live stream due at once are scored together (yes/no likelihoods).
+        self.scorer = Batcher(self.stage.score, max_batch=4 * cfg.answer.max_batch, window_s=window_s)
 
     def ready(self) -> bool:
         """True once the model is loaded (the constructor has run)."""
@@ -43,10 +44,24 @@ class AnswerActor:
         yield from ticket.stream()
         yield ticket.result()
 
+    def score(self, requests: list[ScoreRequest]) -> list[list[float] | Exception]:
+        """Each request's choice log-likelihoods; concurrent callers share forward passes."""
+        tickets = [self.scorer.submit(request) for request in requests]
+        return [_result(ticket) for ticket in tickets]
+
     def stats(self) -> dict[str, int]:
         """Batches run, requests they held, requests waiting now (metrics, tests)."""
         return {
             "batches": self.batcher.batches,
             "requests": self.batcher.batched_requests,
             "waiting": self.batcher.depth,
+            "score_batches": self.scorer.batches,
+            "scored": self.scorer.batched_requests,
         }
+
+
+def _result(ticket):
+    try:
+        return ticket.result()
+    except Exception as error:  # one request's error travels back in its place
+        return error

@@ -59,3 +59,39 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def watch_streams(self, records) -> None:
+        """Report each live stream's lag, frames/s, windows, reconnects and alerts at every scrape;
+        ``records()`` gives the stream records (``LiveStreams.list``) and their alert counts."""
+        self.registry.register(_StreamCollector(records))
+
+
+class _StreamCollector:
+    """Per-stream gauges, read from the stream records in Redis when Prometheus scrapes."""
+
+    def __init__(self, records):
+        self.records = records
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        lag = GaugeMetricFamily("heron_stream_lag_seconds", "seconds behind live", labels=["stream"])
+        fps = GaugeMetricFamily("heron_stream_decode_fps", "frames decoded per second", labels=["stream"])
+        windows = CounterMetricFamily("heron_stream_windows", "windows stored", labels=["stream"])
+        reconnects = CounterMetricFamily("heron_stream_reconnects", "reconnects", labels=["stream"])
+        alerts = CounterMetricFamily("heron_stream_alerts", "alerts raised", labels=["stream"])
+        try:
+            records = self.records()
+        except Exception:  # Redis away: the scrape still answers with what it has
+            records = []
+        for record, alert_count in records:
+            sid = record["id"]
+            lag.add_metric([sid], record.get("lag_s", 0.0) or 0.0)
+            fps.add_metric([sid], record.get("decode_fps", 0.0) or 0.0)
+            windows.add_metric([sid], record.get("windows", 0))
+            reconnects.add_metric([sid], record.get("reconnects", 0))
+            alerts.add_metric([sid], alert_count)
+        yield from (lag, fps, windows, reconnects, alerts)

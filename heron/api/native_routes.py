@@ -43,6 +43,7 @@ class AskBody(BaseModel):
     start: float | None = Field(None, alias="from", description="start of the time range, s")
     end: float | None = Field(None, alias="to", description="end of the time range, s")
     session: str | None = Field(None, description="continue this dialogue session")
+    last: float | None = Field(None, gt=0, description="a live stream (its URL or id): its last N seconds")
     max_tokens: int | None = Field(None, ge=1)
     stream: bool = False
 
@@ -141,7 +142,11 @@ def ask(body: AskBody, request: Request):
         return _with_fps(service, _answer_dict(service.heron.answer(request_)))
     if body.source is None:
         raise NotAllowed("give source (a URL, upload or path) or source_id")
-    source = service.media.resolve(body.source)
+    if body.last is not None:  # a live stream: answered from the windows its stream actor cached
+        options["last_s"] = body.last
+        source = body.source
+    else:
+        source = service.media.resolve(body.source)
     if body.stream:
         return _sse(
             _events(

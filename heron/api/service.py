@@ -30,6 +30,8 @@ class ApiService:
         self.ingest_jobs = IngestJobs(self.heron, self.jobs)
         self._slots = threading.BoundedSemaphore(self.cfg.max_concurrent)
         self.ready = threading.Event()  # set once the model is loaded
+        self.metrics.watch_streams(self._stream_records)
+        self._webhooks = None
 
     def acquire(self) -> None:
         """A slot for one request, or 429 with Retry-After when the service is full."""
@@ -59,6 +61,15 @@ class ApiService:
             raise NotFound(f"no job {job_id!r}")
         return job
 
+    def _stream_records(self):
+        streams = self.heron.streams
+        return [(streams.store.get(sid) or {"id": sid}, streams.alerts.count(sid)) for sid in streams.store.ids()]
+
+    def start_webhooks(self) -> None:
+        """Deliver alerts to the watches' webhooks (once, on the first stream or watch)."""
+        if self._webhooks is None:
+            self._webhooks = self.heron.webhooks()
+
     def warm_up(self) -> None:
         """Start the answer actor and load the model, so the first question is fast; then ready."""
         self.heron.warm_up()
@@ -66,4 +77,6 @@ class ApiService:
 
     def close(self) -> None:
         self.ingest_jobs.close()
+        if self._webhooks is not None:
+            self._webhooks.close()
         self.heron.close()

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from heron import __version__
-from heron.cli import ask, cache, convert, data, serve, train
+from heron.cli import ask, cache, convert, data, live, serve, train
 from heron.cli.output import Output
 from heron.errors import HeronError
 
@@ -45,6 +45,9 @@ def root(
 
 app.command("ask")(ask.ask)
 app.command("serve")(serve.serve)
+app.command("watch")(live.watch)
+app.add_typer(live.alerts_app, name="alerts")
+app.add_typer(live.streams_app, name="streams")
 app.add_typer(cache.app, name="cache")
 app.add_typer(data.app, name="data")
 app.add_typer(convert.app, name="convert")

@@ -17,6 +17,9 @@ def ask(
     question: Annotated[str, typer.Argument(help='the question, e.g. "What color is the square?"')],
     session: Annotated[str | None, typer.Option("--session", help="continue the dialogue of this session id")] = None,
     start: Annotated[float | None, typer.Option("--from", help="start of the time range, seconds")] = None,
+    last: Annotated[
+        float | None, typer.Option("--last", help="a live stream: ask about its last N seconds (it must be running)")
+    ] = None,
     end: Annotated[float | None, typer.Option("--to", help="end of the time range, seconds")] = None,
     config: options.Config = None,
     model: options.Model = None,
@@ -48,9 +51,11 @@ def ask(
     # Everything that can be checked without Redis or Ray is checked first: a typo costs nothing.
     check_question(question)
     start, end = check_time_range(start, end)
-    resolve_source(source)
+    live = last is not None or source.split("://", 1)[0].lower() in ("rtsp", "rtsps", "udp", "rtmp", "srt")
+    if not live:
+        resolve_source(source)
     if server:
-        return _ask_server(out, server, source, question, start, end, session)
+        return _ask_server(out, server, source, question, start, end, session, last)
     cfg = options.pipeline_config(config, model, out)
     from heron.service import Heron
 
@@ -59,7 +64,9 @@ def ask(
         with Heron(
             cfg, redis_url=redis_url, ray_address=ray_address, progress=out.interactive, on_status=out.status
         ) as heron:
-            result = heron.ask(source, question, start=start, end=end, session_id=session)
+            result = heron.ask(
+                source, question, start=start, end=end, session_id=session, **({"last_s": last} if live else {})
+            )
     _show(
         out,
         result.to_dict(),
@@ -69,11 +76,11 @@ def ask(
     )
 
 
-def _ask_server(out: Output, server: str, source: str, question: str, start, end, session) -> None:
+def _ask_server(out: Output, server: str, source: str, question: str, start, end, session, last) -> None:
     from heron.cli.client import HeronClient
 
     with HeronClient(server) as client:
-        result = client.ask(source, question, **{"from": start, "to": end, "session": session})
+        result = client.ask(source, question, **{"from": start, "to": end, "session": session, "last": last})
     gap = 1.5 / result["fps"] if result.get("fps") else 0.0
     _show(out, result, ranged=start is not None or end is not None, gap=gap, summary=f"answered by {server}")
 

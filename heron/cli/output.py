@@ -89,6 +89,10 @@ class Output:
     def emit_json(self, data: Any) -> None:
         print(json.dumps(data, indent=2, default=str), file=self.stdout)
 
+    def emit_json_line(self, data: Any) -> None:
+        """One compact line: for output that streams (``heron watch --json``, ``alerts tail``)."""
+        print(json.dumps(data, default=str), file=self.stdout, flush=True)
+
     def error(self, error: BaseException) -> None:
         """One line naming the problem (or JSON on stdout under --json)."""
         self.clear_status()

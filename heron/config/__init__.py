@@ -6,6 +6,7 @@
 Every option is typed, defaulted and documented where its dataclass is; YAML → config → constructor.
 """
 
+from heron.config.live import LiveConfig
 from heron.config.model import (
     SPATIAL_VALUES,
     CrossAttentionConfig,
@@ -34,6 +35,7 @@ __all__ = [
     "DecodeConfig",
     "IngestConfig",
     "LMConfig",
+    "LiveConfig",
     "ModelConfig",
     "PipelineConfig",
     "ResamplerConfig",

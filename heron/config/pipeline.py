@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from heron.config.live import LiveConfig
 from heron.config.model_source import MODEL_CONFIG_FILE, find_path, is_model_dir
 from heron.config.schema import from_dict, preset_path, read_yaml
 from heron.errors import ConfigError
@@ -114,6 +115,9 @@ class PipelineConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     answer: AnswerConfig = field(default_factory=AnswerConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
+    # Live stream actors: light (decoding and window cutting; encoding is the encode pool's job)
+    stream_actor: ActorResources = field(default_factory=lambda: ActorResources(num_cpus=0.25, max_concurrency=4))
 
 
 def load_pipeline_config(name_or_path: str | Path) -> PipelineConfig:

@@ -28,11 +28,13 @@ def write_video(
     pts_seconds: np.ndarray | None = None,
     codec: str | None = None,
     gop: int | None = None,
+    options: dict[str, str] | None = None,
 ) -> Path:
     """Encode ``frames`` uint8 [T, H, W, 3] (RGB) into ``path``; the suffix picks the container.
 
     ``pts_seconds`` [T] gives each frame's presentation time, for variable-frame-rate files;
-    by default frames are spaced ``1 / fps``. ``gop`` sets the keyframe interval (frames).
+    by default frames are spaced ``1 / fps``. ``gop`` sets the keyframe interval (frames);
+    ``options`` are the encoder's own (e.g. ``{"bf": "0"}``: no B-frames, as live streams send).
     H and W must be even (4:2:0 chroma). The file appears whole or not at all: it is written
     under a temporary name of this process and renamed, so concurrent writers never mix.
     """
@@ -56,6 +58,8 @@ def write_video(
             stream.codec_context.options = {"x265-params": "log-level=error"}
         if gop is not None:
             stream.codec_context.gop_size = gop
+        if options:
+            stream.codec_context.options = {**stream.codec_context.options, **options}
         for i, frame in enumerate(frames):
             video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
             seconds = pts_seconds[i] if pts_seconds is not None else i / fps

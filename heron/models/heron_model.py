@@ -225,11 +225,14 @@ class HeronModel(nn.Module):
         media: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         media_mask: torch.Tensor | None = None,
+        media_rows: torch.Tensor | None = None,
     ):
         """Logits for an interleaved batch (teacher forcing).
 
         input_ids [B, L] with one <image> per media item; media: latents [B, M, N, d_visual]
-        with media_mask bool [B, M, N] (None = every token is real).
+        with media_mask bool [B, M, N] (None = every token is real). media_rows long [B]: rows
+        share media: media is [U, M, N, d] and row b reads media[media_rows[b]] (its keys/values
+        are computed once per entry).
         With the linear_prefix connector the sequence grows by R - 1 per marker and the
         returned ``labels`` (if given) are aligned to it. Returns the LM's output (``.logits``
         [B, L', V]) with ``.labels`` set to the labels aligned to the logits.
@@ -247,7 +250,9 @@ class HeronModel(nn.Module):
             )
         if media_mask is None:
             media_mask = torch.ones(media.shape[:3], dtype=torch.bool, device=media.device)
-        request = self._request(media, media_mask)
+        if media_rows is not None and self.projector is not None:  # spliced per row: expand the shared media
+            media, media_mask, media_rows = media[media_rows], media_mask[media_rows], None
+        request = self._request(media, media_mask, media_rows)
         with self._using(request):
             inputs = self._first_inputs(
                 input_ids, attention_mask, media, media_mask, request, labels=labels, pad_left=False
@@ -256,10 +261,17 @@ class HeronModel(nn.Module):
         out["labels"] = inputs["labels"]
         return out
 
-    def _request(self, media: torch.Tensor, media_mask: torch.Tensor) -> MediaRequest | None:
+    def _request(
+        self, media: torch.Tensor, media_mask: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> MediaRequest | None:
         if self.projector is not None:
             return None
-        return MediaRequest(media=media.to(self.dtype), media_mask=media_mask, mode=self.config.xattn.media_attention)
+        return MediaRequest(
+            media=media.to(self.dtype),
+            media_mask=media_mask,
+            mode=self.config.xattn.media_attention,
+            rows=None if rows is None else rows.to(media.device),
+        )
 
     def _using(self, request: MediaRequest | None):
         return self.media_state.use(request) if request is not None else nullcontext()
@@ -350,13 +362,20 @@ class HeronModel(nn.Module):
             input_ids[r, : len(head) + len(tail)] = torch.tensor(head + tail)
             mask[r, : len(head) + len(tail)] = 1
             scored[r, len(head) : len(head) + len(tail)] = True
-        latents = [self._media_latents(items) for items in media]
-        padded, media_mask = self.pad_media([latents[r // len(choices)] for r in range(len(rows))])
+        # Prompts with the very same media items (the watches of one window) share one media entry,
+        # whose keys/values are then computed once for all of their rows.
+        unique: dict[tuple[int, ...], int] = {}
+        owner = [unique.setdefault(tuple(map(id, items)), len(unique)) for items in media]  # prompt -> entry
+        first = {entry: b for b, entry in reversed(list(enumerate(owner)))}
+        padded, media_mask = self.pad_media([self._media_latents(media[first[e]]) for e in range(len(unique))])
+        rows_media = torch.tensor([owner[r // len(choices)] for r in range(len(rows))])  # [B*C]
         limit = self.max_context
         if limit is not None and width > limit:
             raise PromptTooLongError(width, limit)
         with self.inference():
-            logits = self(input_ids.to(self.device), mask.to(self.device), padded, media_mask=media_mask).logits
+            logits = self(
+                input_ids.to(self.device), mask.to(self.device), padded, media_mask=media_mask, media_rows=rows_media
+            ).logits
         logp = logits[:, :-1].float().log_softmax(-1)  # [B*C, L-1, V]: token t+1 given tokens <= t
         target = input_ids[:, 1:].to(logp.device)
         token_logp = logp.gather(-1, target[..., None])[..., 0] * scored[:, 1:].to(logp.device)

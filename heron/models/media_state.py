@@ -23,14 +23,17 @@ from heron.models.xattn import MaskedCrossAttention, text_to_media_mask
 class MediaRequest:
     """One request's visual tokens and where its text stands relative to them.
 
-    media: [B, M, N, d_visual], zero-padded; media_mask: bool [B, M, N], False on padding
+    media: [U, M, N, d_visual], zero-padded; media_mask: bool [U, M, N], False on padding
     (absent items, or items with fewer than N tokens), which is never visible.
+    rows: long [B] or None: the media each of the B prompt rows reads (rows that share media share
+    one entry, so its keys/values are computed once: the watches of one window). None: U = B.
     text_time: long [B, L] for the tokens of the current forward call (set before each call).
     """
 
     media: torch.Tensor
     media_mask: torch.Tensor
     mode: str  # "immediate" | "all_previous"
+    rows: torch.Tensor | None = None
     text_time: torch.Tensor | None = None
     _keys_values: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     _mask: torch.Tensor | None = None
@@ -43,13 +46,17 @@ class MediaRequest:
         if self._mask is None:
             _, num_media, num_tokens, _ = self.media.shape
             allowed = text_to_media_mask(self.text_time, num_media, num_tokens, self.mode)
-            self._mask = allowed & self.media_mask.flatten(1)[:, None, None, :]
+            visible = self.media_mask if self.rows is None else self.media_mask[self.rows]  # [B, M, N]
+            self._mask = allowed & visible.flatten(1)[:, None, None, :]
         return self._mask
 
     def keys_values(self, layer: int, attention: MaskedCrossAttention) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer ``layer``'s media keys/values: computed on first use, reused at every decoding step."""
         if layer not in self._keys_values:
-            self._keys_values[layer] = attention.media_keys_values(self.media)
+            keys, values = attention.media_keys_values(self.media)  # [U, h, M*N, dh] each
+            if self.rows is not None:
+                keys, values = keys[self.rows], values[self.rows]  # [B, h, M*N, dh]: shared, not recomputed
+            self._keys_values[layer] = (keys, values)
         return self._keys_values[layer]
 
 

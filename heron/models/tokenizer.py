@@ -10,11 +10,17 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from heron.config import LMConfig
+from heron.tokens import END_OF_CHUNK_TOKEN, EOS_TOKEN, IMAGE_TOKEN, PAD_TOKEN
 
-IMAGE_TOKEN = "<image>"
-END_OF_CHUNK_TOKEN = "<|endofchunk|>"
-PAD_TOKEN = "<PAD>"
-EOS_TOKEN = "<|endoftext|>"
+__all__ = [
+    "END_OF_CHUNK_TOKEN",
+    "EOS_TOKEN",
+    "IMAGE_TOKEN",
+    "PAD_TOKEN",
+    "add_media_tokens",
+    "byte_level_tokenizer",
+    "load_tokenizer",
+]
 
 
 def byte_level_tokenizer() -> PreTrainedTokenizerFast:

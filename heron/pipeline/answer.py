@@ -77,6 +77,15 @@ class AnswerRequest:
         )
 
 
+@dataclass(frozen=True)
+class ScoreRequest:
+    """A closed choice: how likely each of ``choices`` follows ``prompt`` (one ``<image>`` per media item)."""
+
+    prompt: str
+    media: tuple[MediaRef, ...]
+    choices: tuple[str, ...] = ("yes", "no")
+
+
 @dataclass
 class Answer:
     text: str
@@ -137,8 +146,21 @@ class AnswerStage:
 
     def prepare(self, request: AnswerRequest) -> _Prepared:
         """Read the windows each media item needs (only those: cost stays flat in stream length)."""
+        media, spans = self._media(request.media)
+        history: list[tuple[str, str]] = []
+        prompt = request.prompt
+        if request.question is not None:
+            turns = self.dialogue.get_dialogue(request.session_id, last_n=2 * self.cfg.history_turns)
+            history = [
+                (q.text, a.text) for q, a in zip(turns[::2], turns[1::2]) if q.role == "user" and a.role == "assistant"
+            ]
+            prompt = question_prompt(request.question, history)
+        return _Prepared(request, prompt, media, spans, history)
+
+    def _media(self, refs: list[MediaRef]) -> tuple[list[np.ndarray], list[list[tuple[float, float]]]]:
+        """Per media item: the chosen windows' latents concatenated [k*R, d], and their spans."""
         media, spans = [], []
-        for ref in request.media:
+        for ref in refs:
             found = self.latents.window_spans(ref.source_id, ref.start, min(ref.end, 1e12))  # times only
             if not found:
                 raise EmptyVideoError(
@@ -149,15 +171,33 @@ class AnswerStage:
             )
             media.append(np.concatenate([c.latents for c in chosen]).astype(np.float32))  # [k*R, d]
             spans.append([(c.t_start, c.t_end) for c in chosen])
-        history: list[tuple[str, str]] = []
-        prompt = request.prompt
-        if request.question is not None:
-            turns = self.dialogue.get_dialogue(request.session_id, last_n=2 * self.cfg.history_turns)
-            history = [
-                (q.text, a.text) for q, a in zip(turns[::2], turns[1::2]) if q.role == "user" and a.role == "assistant"
-            ]
-            prompt = question_prompt(request.question, history)
-        return _Prepared(request, prompt, media, spans, history)
+        return media, spans
+
+    # --- scoring --------------------------------------------------------------------------------
+
+    def score(self, requests: list[ScoreRequest], on_text=None) -> list[list[float] | HeronError]:
+        """Each request's choice log-likelihoods, all requests with the same choices in one forward
+        pass; requests that read the same windows share their media (keys/values once). ``on_text``
+        is unused (the batcher's signature)."""
+        results: list[list[float] | HeronError | None] = [None] * len(requests)
+        groups: dict[tuple[str, ...], list[tuple[int, str, list[np.ndarray]]]] = {}
+        media_of: dict[tuple[MediaRef, ...], list[np.ndarray]] = {}
+        for i, request in enumerate(requests):
+            try:
+                if request.media not in media_of:
+                    media_of[request.media] = self._media(list(request.media))[0]
+                groups.setdefault(request.choices, []).append((i, request.prompt, media_of[request.media]))
+            except HeronError as error:
+                results[i] = error
+        for choices, rows in groups.items():
+            try:
+                scores = self.model.choice_logprobs([p for _, p, _ in rows], [m for _, _, m in rows], list(choices))
+                for (i, _, _), row in zip(rows, scores.tolist()):
+                    results[i] = row
+            except HeronError as error:
+                for i, _, _ in rows:
+                    results[i] = error
+        return results
 
     # --- answering ------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ you" masking, every text token sees all of them.
 
 from __future__ import annotations
 
-from heron.models.tokenizer import END_OF_CHUNK_TOKEN, IMAGE_TOKEN
+from heron.tokens import END_OF_CHUNK_TOKEN, IMAGE_TOKEN
 
 
 def question_prompt(question: str, history: list[tuple[str, str]] = ()) -> str:

@@ -12,6 +12,7 @@ Redis. Actors start on first need, under a lock, so concurrent first questions s
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import sys
@@ -29,6 +30,7 @@ from heron.actors import (
     actor_options,
     check_cluster_has,
 )
+from heron.actors.calls import get
 from heron.config import PipelineConfig
 from heron.errors import ActorStartTimeoutError, EmptyVideoError, HeronError
 from heron.pipeline.answer import Answer, AnswerRequest, check_question
@@ -38,7 +40,7 @@ from heron.pipeline.sources import content_id, resolve_source
 from heron.pipeline.windows import WindowGrid, check_time_range
 from heron.service.ingest import decode_and_encode
 from heron.service.reports import AskResult, IngestReport
-from heron.service.runtime import get, init_ray
+from heron.service.runtime import init_ray
 from heron.state import DialogueStore, LatentStore, RedisConnection, ensure_redis
 
 log = logging.getLogger(__name__)
@@ -119,8 +121,30 @@ class Heron:
                 ]
             return self._decoders[:k]
 
+    @functools.cached_property
+    def streams(self):
+        """The live streams this Heron runs (``service.streams.LiveStreams``)."""
+        from heron.service.streams import LiveStreams
+
+        return LiveStreams(self)
+
+    @property
+    def alerts(self):
+        return self.streams.alerts
+
+    def webhooks(self):
+        """Start delivering the alerts of watches that have a webhook (``WebhookDelivery``; close it)."""
+        from heron.service.webhooks import WebhookDelivery
+
+        return WebhookDelivery(self.alerts, self.streams.store)
+
     def _check_resources(
-        self, *, encoders: int | None = None, answerer: int | None = None, decoders: int | None = None
+        self,
+        *,
+        encoders: int | None = None,
+        answerer: int | None = None,
+        decoders: int | None = None,
+        streams: int | None = None,
     ) -> None:
         """Before starting actors: this Heron's actors, with the new counts given, must fit the
         cluster together (``check_cluster_has``), or Ray would queue the last ones forever."""
@@ -134,6 +158,7 @@ class Heron:
                     int(self._answerer is not None) if answerer is None else answerer,
                 ),
                 ("pipeline.ingest.decode", ingest.decode, len(self._decoders) if decoders is None else decoders),
+                ("pipeline.stream_actor", self.cfg.stream_actor, self._stream_count() if streams is None else streams),
             ]
         )
 
@@ -143,8 +168,13 @@ class Heron:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _stream_count(self) -> int:
+        return len(self.__dict__["streams"]._actors) if "streams" in self.__dict__ else 0
+
     def close(self) -> None:
-        """Release every actor (a later call starts fresh ones)."""
+        """Stop the live streams and release every actor (a later call starts fresh ones)."""
+        if "streams" in self.__dict__:
+            self.streams.stop_all()
         with self._starting:
             for actor in [*self._encoders, *self._decoders, *([self._answerer] if self._answerer is not None else [])]:
                 ray.kill(actor)
@@ -278,7 +308,8 @@ class Heron:
     ) -> AskResult:
         """Answer ``question`` about [start, end] of ``source``, ingesting what is not cached.
 
-        ``options``: AnswerRequest fields (max_new_tokens, sampling, stop)."""
+        ``options``: AnswerRequest fields (max_new_tokens, sampling, stop), or ``last_s``: the last
+        seconds of a live stream (``source`` its URL or id)."""
         clock = time.perf_counter()
         request, report = self._question(source, question, start, end, session_id, options)
         answer = get(self.answerer.answer.remote(request))
@@ -306,6 +337,11 @@ class Heron:
     def _question(self, source, question, start, end, session_id, options) -> tuple[AnswerRequest, IngestReport]:
         question = check_question(question)  # before any decoding: bad input costs nothing
         start, end = check_time_range(start, end)
+        last_s = options.pop("last_s", None)
+        if last_s is not None or self._is_live(source):
+            request = self.streams.question(source, question, last_s=last_s, session_id=session_id, **options)
+            self._wait_for_model()
+            return request, IngestReport(request.media[0].source_id, cached=True)
         # Once the source proved valid, the answer actor loads its model while the video decodes.
         report = self._ingest(source, start, end, on_valid=lambda: self.answerer)
         self._wait_for_model()
@@ -318,6 +354,17 @@ class Heron:
             **options,
         )
         return request, report
+
+    def _is_live(self, source: str) -> bool:
+        """A live URL (rtsp, ...) or the id or URL of a stream this Redis knows."""
+        from heron.pipeline.live import LIVE_SCHEMES
+
+        scheme = source.split("://", 1)[0].lower() if "://" in source else ""
+        if scheme in LIVE_SCHEMES and scheme not in ("http", "https"):
+            return True
+        return self.streams.store.get(source) is not None or (
+            scheme in ("http", "https") and self.streams.store.find(source) is not None
+        )
 
     def answer(self, request: AnswerRequest) -> Answer:
         """Answer a request whose media are cached (``ingest`` them first); batched with others."""

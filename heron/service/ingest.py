@@ -16,10 +16,10 @@ import ray
 from tqdm import tqdm
 
 from heron.actors import DecodeRun
+from heron.actors.calls import get
 from heron.config import IngestConfig
 from heron.errors import CorruptVideoError, EmptyVideoError, IngestTimeoutError
 from heron.service.reports import IngestReport
-from heron.service.runtime import get
 from heron.state import LatentStore
 
 

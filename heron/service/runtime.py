@@ -1,4 +1,4 @@
-"""Ray for the service: join or start it once per process, and unwrap Heron's errors from its replies."""
+"""Ray for the service: join or start it once per process."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import logging
 import os
 
 import ray
-
-from heron.errors import HeronError
 
 
 def init_ray(address: str | None = None) -> None:
@@ -22,13 +20,3 @@ def init_ray(address: str | None = None) -> None:
         log_to_driver=False,
         configure_logging=False,
     )
-
-
-def get(ref, *, timeout_s: float | None = None):
-    """``ray.get`` that re-raises Heron's own errors as themselves, not wrapped in RayTaskError."""
-    try:
-        return ray.get(ref, timeout=timeout_s)
-    except ray.exceptions.RayTaskError as error:
-        if isinstance(error.cause, HeronError):
-            raise error.cause from None
-        raise

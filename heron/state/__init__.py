@@ -14,6 +14,7 @@ from heron.state.dialogue import DialogueStore, Turn
 from heron.state.jobs import JOB_STATUSES, Job, JobStore
 from heron.state.latents import LatentStore, SourceInfo, settings_fingerprint
 from heron.state.server import ThrowawayRedis, ensure_redis
+from heron.state.streams import StreamStore
 
 __all__ = [
     "FORMAT_VERSION",
@@ -26,6 +27,7 @@ __all__ = [
     "LatentStore",
     "RedisConnection",
     "SourceInfo",
+    "StreamStore",
     "ThrowawayRedis",
     "Turn",
     "ensure_redis",

@@ -12,9 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
 from heron.state.connection import FORMAT_VERSION, RedisConnection, redis_errors_translated
 
 logger = logging.getLogger(__name__)
+
+# KEYS: the alert stream, the idempotency key; ARGV: fmt, data, maxlen, ttl. Returns the id or false.
+_PUSH_ONCE = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4]) == false then return false end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'fmt', ARGV[1], 'data', ARGV[2])
+"""
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,25 @@ class AlertStore:
         return alert_id.decode()
 
     @redis_errors_translated
+    def push_alert_once(
+        self, stream_id: str, key: str, alert: Mapping[str, Any], *, ttl_s: int = 30 * 86400
+    ) -> str | None:
+        """Append an alert unless one with this idempotency ``key`` was appended before (in ``ttl_s``).
+
+        One Lua script (the guard and the stream share the stream's hash tag), so a stream actor
+        that is restarted between deciding and recording an alert never records it twice.
+        Returns the new alert id, or None when it was a repeat."""
+        entry = json.dumps(dict(alert))
+        alert_id = self.db.script("alert_once", _PUSH_ONCE)(
+            keys=[self._key(stream_id), self.db.key("alerts", stream_id, "seen", key)],
+            args=[str(FORMAT_VERSION), entry, self.maxlen, ttl_s],
+        )
+        if not alert_id:
+            return None
+        self.db.client.sadd(self.db.index_key("alert-streams"), stream_id)
+        return alert_id.decode()
+
+    @redis_errors_translated
     def list_alerts(self, stream_id: str, since: str | None = None, count: int | None = None) -> list[Alert]:
         """Alerts of a stream oldest first; only those after alert id ``since`` if given (a poll cursor)."""
         low = f"({since}" if since else "-"  # "(" makes the bound exclusive (Redis >= 6.2)
@@ -80,6 +107,41 @@ class AlertStore:
             stream_id = keys[key.decode() if isinstance(key, bytes) else key]
             alerts += [a for a in (self._decode(stream_id, *entry) for entry in entries) if a is not None]
         return alerts
+
+    # --- delivery (consumer groups: every alert is handed out until it is acknowledged) ----------
+
+    @redis_errors_translated
+    def pending(
+        self, stream_id: str, group: str, consumer: str, *, new: bool, count: int = 50, block_s: float | None = None
+    ) -> list[Alert]:
+        """Alerts for ``group`` to deliver: ``new`` ones never handed out, else those handed to
+        ``consumer`` but not acknowledged (after a crash: delivered again, at least once)."""
+        key = self._key(stream_id)
+        try:
+            self.db.client.xgroup_create(key, group, id="0", mkstream=True)
+        except redis.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+        replies = self.db.client.xreadgroup(
+            group,
+            consumer,
+            {key: ">" if new else "0"},
+            count=count,
+            block=None if block_s is None else max(1, int(block_s * 1000)),
+        )
+        alerts = []
+        for _, entries in replies or []:
+            alerts += [a for a in (self._decode(stream_id, *entry) for entry in entries if entry[1]) if a is not None]
+        return alerts
+
+    @redis_errors_translated
+    def acknowledge(self, stream_id: str, group: str, alert_id: str) -> None:
+        self.db.client.xack(self._key(stream_id), group, alert_id)
+
+    @redis_errors_translated
+    def count(self, stream_id: str) -> int:
+        """Alerts a stream holds now (after trimming)."""
+        return int(self.db.client.xlen(self._key(stream_id)))
 
     @redis_errors_translated
     def streams(self) -> list[str]:

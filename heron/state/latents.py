@@ -281,6 +281,26 @@ class LatentStore:
         return int(deleted)
 
     @redis_errors_translated
+    def last_window(self, source_id: str) -> tuple[int, float] | None:
+        """(index, t_start) of the window that starts last, or None when nothing is cached."""
+        found = self.db.client.zrevrange(self._key(source_id, "times"), 0, 0, withscores=True)
+        return (int(found[0][0]), float(found[0][1])) if found else None
+
+    @redis_errors_translated
+    def windows_to_retire(self, source_id: str, *, before_s: float | None = None, keep: int | None = None) -> list[int]:
+        """Indices of the windows starting before ``before_s`` (stream time), and of all but the
+        newest ``keep``: what a live stream's retention drops."""
+        times = self._key(source_id, "times")
+        old = set()
+        if before_s is not None:
+            old |= {int(m) for m in self.db.client.zrangebyscore(times, "-inf", f"({before_s}")}
+        if keep is not None:
+            surplus = self.db.client.zcard(times) - keep
+            if surplus > 0:
+                old |= {int(m) for m in self.db.client.zrange(times, 0, surplus - 1)}
+        return sorted(old)
+
+    @redis_errors_translated
     def drop_windows(self, source_id: str, indices: Iterable[int]) -> int:
         """Delete the given windows of a source (retention of live streams); returns windows deleted."""
         indices = [int(i) for i in indices]

@@ -63,6 +63,12 @@ MISUSE = [
     (["pretrain", "configs/tiny.yaml"], "has no 'train:' section"),
     (["demo-model", "--config", "{tmp}/nosuch.yaml"], "no training config"),
     (["serve", "--host", "0.0.0.0"], "needs an API key: set $HERON_API_KEY"),
+    (["watch", "{video}", "--alert", "Is it there?"], "play it as a live stream with realtime"),
+    (["watch", "gopher://cam/live", "--alert", "Is it there?"], "'gopher://' is not a live source"),
+    (["watch", "{video}", "--realtime", "--alert", "  "], "the question is empty"),
+    (["watch", "{video}", "--realtime", "--alert", "Q?", "--example", "maybe:{video}"], "--example"),
+    (["ask", "rtsp://127.0.0.1:9/none", "What?"], "no live stream reads rtsp://127.0.0.1:9/none"),
+    (["ask", "{video}", "What?", "--last", "30"], "no live stream reads"),
     (["serve", "--config", "nosuch"], "no config file or preset named 'nosuch'"),
 ]
 
