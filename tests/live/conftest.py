@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from heron.data.scenes import appearing_square_frames
 from heron.data.video_writer import write_video
-from tests.media import appearing_square_frames
 
 LIVE_ENCODING = {"bf": "0"}  # no B-frames, as cameras send
 
