@@ -149,3 +149,7 @@ class UnsupportedSourceError(SourceError, ValueError):
 
 class StreamNotFoundError(HeronError, LookupError):
     """No live stream with that id (or URL) is known."""
+
+
+class JobNotFoundError(HeronError, LookupError):
+    """No job with that id is known (it was removed, or never created)."""

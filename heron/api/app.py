@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from heron import __version__
-from heron.api import errors, live_routes, native_routes, openai_routes, ops_routes
+from heron.api import batch_routes, errors, live_routes, native_routes, openai_routes, ops_routes
 from heron.api.security import check_token
 from heron.api.service import ApiService
 from heron.config import ServeConfig
@@ -67,6 +67,7 @@ def create_app(
     app.include_router(openai_routes.router)
     app.include_router(native_routes.router)
     app.include_router(live_routes.router)
+    app.include_router(batch_routes.router)
     app.include_router(ops_routes.router)
 
     app.add_middleware(Guard)

@@ -59,6 +59,7 @@ _STATUS: dict[type, int] = {
     ApiError: 400,
     errors.SourceNotFoundError: 404,
     errors.StreamNotFoundError: 404,
+    errors.JobNotFoundError: 404,
     errors.StateUnavailableError: 503,
     errors.ClusterResourcesError: 503,
     errors.ActorStartTimeoutError: 503,

@@ -11,7 +11,7 @@ from heron.api.media import MediaResolver
 from heron.api.metrics import Metrics
 from heron.config import ServeConfig
 from heron.service import Heron
-from heron.service.jobs import IngestJobs
+from heron.service.jobs import BatchJobs, IngestJobs
 from heron.state import JobStore
 
 
@@ -28,6 +28,7 @@ class ApiService:
         self.media = MediaResolver(self.cfg, self.upload_dir)
         self.jobs = JobStore(self.heron.db)
         self.ingest_jobs = IngestJobs(self.heron, self.jobs)
+        self.batch_jobs = BatchJobs(self.heron)
         self._slots = threading.BoundedSemaphore(self.cfg.max_concurrent)
         self.ready = threading.Event()  # set once the model is loaded
         self.metrics.watch_streams(self._stream_records)
@@ -76,6 +77,7 @@ class ApiService:
         self.ready.set()
 
     def close(self) -> None:
+        self.batch_jobs.close()
         self.ingest_jobs.close()
         if self._webhooks is not None:
             self._webhooks.close()

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from heron import __version__
-from heron.cli import ask, cache, convert, data, live, serve, train
+from heron.cli import ask, batch, cache, convert, data, live, serve, train
 from heron.cli.output import Output
 from heron.errors import HeronError
 
@@ -46,6 +46,8 @@ def root(
 app.command("ask")(ask.ask)
 app.command("serve")(serve.serve)
 app.command("watch")(live.watch)
+app.command("batch")(batch.batch)
+app.add_typer(batch.jobs_app, name="jobs")
 app.add_typer(live.alerts_app, name="alerts")
 app.add_typer(live.streams_app, name="streams")
 app.add_typer(cache.app, name="cache")
@@ -64,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     out.json = "--json" in argv  # so that even a usage error comes back as JSON
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="heron", standalone_mode=False, obj=out)
-        return 0
+        status = command.main(args=argv, prog_name="heron", standalone_mode=False, obj=out)
+        return status if isinstance(status, int) else 0  # a command's typer.Exit(n) comes back as n
     except typer.Exit as done:
         return done.exit_code
     except (typer.Abort, KeyboardInterrupt):

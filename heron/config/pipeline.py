@@ -30,6 +30,10 @@ class DecodeConfig:
     max_resolution: int = 8192  # refuse videos wider or taller than this (pixels): guards memory
     decoder: Literal["auto", "decord", "pyav"] = "auto"  # auto: decord for files, PyAV for URLs
     url_timeout_s: float = 10.0  # seconds to wait on a URL (connect or read) before giving up
+    # decode keyframes only (PyAV skip_frame=NONKEY), at most fps of them per second, with their
+    # real timestamps: a fast skim of long archives. Always a whole-source pass (windows are not on
+    # the time grid, so a range is cut at answer time) and a cache of its own.
+    keyframes: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.size, list):  # YAML gives lists
@@ -46,6 +50,10 @@ class DecodeConfig:
             raise ConfigError(f"max_resolution must be an integer >= 2, got {self.max_resolution!r}")
         if self.decoder not in ("auto", "decord", "pyav"):
             raise ConfigError(f"decoder must be 'auto', 'decord' or 'pyav', got {self.decoder!r}")
+        if not isinstance(self.keyframes, bool):
+            raise ConfigError(f"keyframes must be true or false, got {self.keyframes!r}")
+        if self.keyframes and self.decoder == "decord":
+            raise ConfigError("keyframes: true decodes with PyAV (decord cannot skip non-key frames); use 'auto'")
         if not self.url_timeout_s > 0:
             raise ConfigError(f"url_timeout_s must be positive, got {self.url_timeout_s}")
 
@@ -68,6 +76,9 @@ class IngestConfig:
     # parallel (decode, one core each, is the limit for HD video on a GPU machine); raise
     # max_in_flight with it so that each has a call to work on
     decode_actors: int = 1
+    # ingests that run at once (a batch keeps several videos in flight; each has its own decode
+    # actors and shares the encode pool); 1: one at a time
+    parallel_ingests: int = 1
     # Every wait is bounded: an encode call that returns nothing for this long (an actor that
     # cannot be scheduled on a full cluster, a hung decoder) fails the ingest with a typed error.
     call_timeout_s: float = 300.0
@@ -75,7 +86,7 @@ class IngestConfig:
     encode: ActorResources = field(default_factory=lambda: ActorResources(num_cpus=1.0))
 
     def __post_init__(self) -> None:
-        for name in ("windows_per_call", "max_in_flight", "num_encoders", "decode_actors"):
+        for name in ("windows_per_call", "max_in_flight", "num_encoders", "decode_actors", "parallel_ingests"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ConfigError(f"pipeline.ingest.{name} must be an integer >= 1, got {value!r}")

@@ -29,9 +29,12 @@ def model_fingerprint(model: str) -> str:
 def encoder_settings(cfg: PipelineConfig) -> dict:
     """Everything that shapes a window's latents: the cache key's fingerprint is made of it."""
     size = list(cfg.decode.size) if isinstance(cfg.decode.size, tuple) else cfg.decode.size
-    return {
+    settings = {
         "model": model_fingerprint(cfg.model),
         "fps": cfg.decode.fps,
         "window_frames": cfg.decode.window_frames,
         "size": size,
     }
+    if cfg.decode.keyframes:  # only when set: every cache made before the option stays valid
+        settings["keyframes"] = True
+    return settings

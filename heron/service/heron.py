@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 
 import ray
 
@@ -30,7 +31,7 @@ from heron.actors import (
     actor_options,
     check_cluster_has,
 )
-from heron.actors.calls import get
+from heron.actors.calls import future_of, get
 from heron.config import PipelineConfig
 from heron.errors import ActorStartTimeoutError, EmptyVideoError, HeronError
 from heron.pipeline.answer import Answer, AnswerRequest, check_question
@@ -78,7 +79,8 @@ class Heron:
         self._answerer_loaded = False  # its constructor (the model load) has finished
         self._decoders: list = []  # decode actors, kept across ingests (started as needed)
         self._starting = threading.Lock()  # actors are created under it: one of each, however many ask
-        self._ingesting = threading.Lock()  # one ingest at a time uses the decode actors
+        self._idle_decoders: list = []  # those of them no ingest is using now
+        self._ingest_slots = threading.BoundedSemaphore(cfg.ingest.parallel_ingests)
 
     # --- actors -----------------------------------------------------------------------------------
 
@@ -110,16 +112,30 @@ class Heron:
             self._say("starting Ray")
         init_ray(self.ray_address)
 
-    def _decode_actors(self, k: int) -> list:
-        """k decode actors: the pool's, grown on first need (a start costs 0.5–2 s per actor)."""
+    def _checkout_decoders(self, k: int) -> list:
+        """k decode actors for one ingest: idle ones of the pool first, new ones for the rest (a
+        start costs 0.5–2 s); the pool keeps them for later ingests (``_checkin_decoders``)."""
         with self._starting:
-            if k > len(self._decoders):
-                self._check_resources(decoders=k)
+            taken, self._idle_decoders = self._idle_decoders[:k], self._idle_decoders[k:]
+            missing = k - len(taken)
+            if missing:
+                self._check_resources(decoders=len(self._decoders) + missing)
                 options = actor_options(self.cfg.ingest.decode)
-                self._decoders += [
-                    RemoteDecodeActor.options(**options).remote(self.cfg.decode) for _ in range(k - len(self._decoders))
-                ]
-            return self._decoders[:k]
+                fresh = [RemoteDecodeActor.options(**options).remote(self.cfg.decode) for _ in range(missing)]
+                self._decoders += fresh
+                taken += fresh
+            return taken
+
+    def _checkin_decoders(self, actors: list, *, healthy: bool) -> None:
+        """Back to the pool; after a failed ingest they are killed instead (calls may still be
+        queued on them, or one may be dead for good) and the next ingest starts fresh ones."""
+        with self._starting:
+            if healthy:
+                self._idle_decoders += actors
+                return
+            for actor in actors:
+                ray.kill(actor)
+            self._decoders = [d for d in self._decoders if d not in actors]
 
     @functools.cached_property
     def streams(self):
@@ -178,7 +194,7 @@ class Heron:
         with self._starting:
             for actor in [*self._encoders, *self._decoders, *([self._answerer] if self._answerer is not None else [])]:
                 ray.kill(actor)
-            self._encoders, self._decoders, self._answerer = [], [], None
+            self._encoders, self._decoders, self._idle_decoders, self._answerer = [], [], [], None
             self._answerer_loaded = False
 
     # --- ingest -----------------------------------------------------------------------------------
@@ -207,19 +223,22 @@ class Heron:
         clock = time.perf_counter()
         resolved = resolve_source(source)
         source_id = content_id(resolved)
+        asked_start = start
+        if self.cfg.decode.keyframes:  # keyframe windows are off the grid: one whole pass, cut when answering
+            start = end = None
         cached = self._cached_windows(source_id, start, end)
         if cached is not None:
             return IngestReport(source_id, cached=True, windows_cached=cached, seconds=time.perf_counter() - clock)
         # Validate here (typed errors, no Ray wrapping) before any actor starts: probe, range, resolution.
         probe = VideoDecoder(resolved, self.cfg.decode, start=start, end=end, source_id=source_id)
         duration = probe.info.duration
-        if start is not None and duration is not None and start >= duration:
-            raise EmptyVideoError(f"no frames from {start:g} s on: {resolved} is {duration:.1f} s long")
+        if asked_start is not None and duration is not None and asked_start >= duration:
+            raise EmptyVideoError(f"no frames from {asked_start:g} s on: {resolved} is {duration:.1f} s long")
         if on_valid is not None:
             on_valid()
         self._start_ray()
         self._say(None)  # the progress bar takes over
-        with self._ingesting:
+        with self._ingest_slots:  # pipeline.ingest.parallel_ingests at once (each with its own decoders)
             report = self._decode_and_encode(
                 str(resolved), source_id, start, end, probe, not resolved.is_url, on_progress
             )
@@ -262,7 +281,8 @@ class Heron:
     ) -> list[tuple[float | None, float | None]]:
         """[start, end] cut on the window grid into one run per decode actor (ingest.decode_actors);
         a source of unknown length or a URL is read by one actor."""
-        k = self.cfg.ingest.decode_actors if seekable and probe.info.duration else 1
+        split = seekable and probe.info.duration and not self.cfg.decode.keyframes
+        k = self.cfg.ingest.decode_actors if split else 1
         return self.grid.runs(start, end, probe.info.duration, k)
 
     def _decode_and_encode(
@@ -270,7 +290,7 @@ class Heron:
     ) -> IngestReport:
         runs = [DecodeRun(source, source_id, s, e) for s, e in self._segments(start, end, probe, seekable)]
         encoders = self.encoders
-        decoders = self._decode_actors(len(runs))
+        decoders = self._checkout_decoders(len(runs))
         report = IngestReport(source_id, cached=False, duration_s=probe.info.duration, decode_actors=len(decoders))
         try:
             decode_and_encode(
@@ -280,18 +300,14 @@ class Heron:
                 self.latents,
                 self.cfg.ingest,
                 report,
-                total=self.grid.count(start, end, probe.info.duration),
+                total=None if self.cfg.decode.keyframes else self.grid.count(start, end, probe.info.duration),
                 progress=self.progress,
                 on_progress=on_progress,
             )
         except BaseException:
-            # Calls may still be queued on the pool's actors, or one may be dead for good: the
-            # next ingest starts a fresh pool rather than wait on (or fail with) these.
-            with self._starting:
-                for decoder in self._decoders:
-                    ray.kill(decoder)
-                self._decoders = []
+            self._checkin_decoders(decoders, healthy=False)
             raise
+        self._checkin_decoders(decoders, healthy=True)
         return report
 
     # --- questions --------------------------------------------------------------------------------
@@ -341,10 +357,12 @@ class Heron:
         if last_s is not None or self._is_live(source):
             request = self.streams.question(source, question, last_s=last_s, session_id=session_id, **options)
             self._wait_for_model()
+            self._say("answering")
             return request, IngestReport(request.media[0].source_id, cached=True)
         # Once the source proved valid, the answer actor loads its model while the video decodes.
         report = self._ingest(source, start, end, on_valid=lambda: self.answerer)
         self._wait_for_model()
+        self._say("answering")
         request = AnswerRequest.about(
             question,
             report.source_id,
@@ -371,11 +389,22 @@ class Heron:
         self._wait_for_model()
         return get(self.answerer.answer.remote(request))
 
+    def answer_async(self, requests: list[AnswerRequest]) -> list[Future]:
+        """Requests whose media are cached, sent at once without waiting: a Future per request
+        (its Answer; its HeronError raised as itself). The answer actor batches them with each
+        other and with every other caller's."""
+        self._wait_for_model()
+        return [future_of(self.answerer.answer.remote(request)) for request in requests]
+
     def answer_stream(self, request: AnswerRequest) -> Iterator[str | Answer]:
         """``answer``, streamed: text deltas as they are generated, then the Answer."""
         self._wait_for_model()
         for ref in self.answerer.stream.options(num_returns="streaming").remote(request):
             yield get(ref)
+
+    def preload(self) -> None:
+        """Start the answer actor without waiting: its model loads while videos decode."""
+        self.answerer  # noqa: B018 (the property starts it)
 
     def warm_up(self) -> None:
         """Start the answer actor and wait for its model (a long-running service does this at start)."""
@@ -417,7 +446,6 @@ class Heron:
                     "(another Heron may hold them), or its model loads slower than "
                     "pipeline.answer.start_timeout_s"
                 ) from None
-        self._say("answering")
 
     def encoder_counters(self) -> list[dict[str, int]]:
         """Calls and windows each started encode actor has served (for reports and tests)."""

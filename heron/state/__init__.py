@@ -13,6 +13,7 @@ from heron.state.connection import FORMAT_VERSION, RedisConnection, redact_url
 from heron.state.dialogue import DialogueStore, Turn
 from heron.state.jobs import JOB_STATUSES, Job, JobStore
 from heron.state.latents import LatentStore, SourceInfo, settings_fingerprint
+from heron.state.results import ResultStore
 from heron.state.server import ThrowawayRedis, ensure_redis
 from heron.state.streams import StreamStore
 
@@ -26,6 +27,7 @@ __all__ = [
     "JobStore",
     "LatentStore",
     "RedisConnection",
+    "ResultStore",
     "SourceInfo",
     "StreamStore",
     "ThrowawayRedis",

@@ -122,8 +122,10 @@ class JobStore:
         result: Any = None,
         error: str | None = None,
         add: Mapping[str, int] | None = None,
+        counters: Mapping[str, int] | None = None,
     ) -> Job:
-        """Change the given fields of a job atomically and return it; ``add`` increments counters.
+        """Change the given fields of a job atomically and return it; ``add`` increments counters,
+        ``counters`` sets them. With no field given, only ``updated_at`` moves (a heartbeat).
 
         ``result`` must be JSON-serialisable. StateStoreError for an unknown job (nothing is written)."""
         if status is not None and status not in JOB_STATUSES:
@@ -139,6 +141,8 @@ class JobStore:
             fields["result"] = json.dumps(result)
         if error is not None:
             fields["error"] = error
+        for name, n in (counters or {}).items():
+            fields[f"n:{name}"] = str(int(n))
         argv: list[str | int] = [item for pair in fields.items() for item in pair]
         argv += [item for name, n in (add or {}).items() for item in (f"+{name}", int(n))]
         record = self.db.script("job_update", _UPDATE)(keys=[self._key(job_id)], args=argv)

@@ -132,11 +132,16 @@ def test_every_benchmark_runs_quick(local_ray, tmp_path, monkeypatch, capsys):
         "storage",
         "serve_http",
         "serve_clients",
+        "live_latency",
+        "live_streams",
+        "live_scoring",
+        "batch",
+        "batch_resume",
     }
     assert all(math.isfinite(v) and v > 0 for v in values.values())
     out = capsys.readouterr().out
     assert out.rstrip().splitlines()[-1].startswith("HEADLINE bench: total")
-    assert out.count("HEADLINE ") == 9  # ingest, 3 x latency, generate, storage, 2 x serve, summary
+    assert out.count("HEADLINE ") == 11  # ingest, 3 x latency, generate, storage, 2 x serve, live, batch, summary
 
 
 @pytest.mark.integration

@@ -113,7 +113,8 @@ class VideoDecoder:
     def _kept_frames(self) -> Iterator[tuple[np.ndarray, float]]:
         """Sampled frames (H, W, 3) uint8 with their pts in seconds, from decord and/or PyAV."""
         sampler = FrameSampler(self.cfg.fps, self.start, self.end)
-        if self.cfg.decoder == "decord" or (self.cfg.decoder == "auto" and not self.source.is_url):
+        use_decord = self.cfg.decoder == "decord" or (self.cfg.decoder == "auto" and not self.source.is_url)
+        if use_decord and not self.cfg.keyframes:
             decord = DecordReader(
                 self.source.path, height=self.out_height, width=self.out_width, batch=self.cfg.window_frames
             )
@@ -132,6 +133,7 @@ class VideoDecoder:
             width=self.out_width,
             fps=self.info.fps,
             timeout_s=self.cfg.url_timeout_s,
+            keyframes_only=self.cfg.keyframes,
         )
         yield from self._read(pyav, sampler, sampler.next_time if sampler.next_time > 0 else None)
 

@@ -33,10 +33,20 @@ class PyAVReader:
 
     name = "pyav"
 
-    def __init__(self, source: Source, *, height: int, width: int, fps: float | None, timeout_s: float):
+    def __init__(
+        self,
+        source: Source,
+        *,
+        height: int,
+        width: int,
+        fps: float | None,
+        timeout_s: float,
+        keyframes_only: bool = False,
+    ):
         self.source, self.height, self.width = source, height, width
         self.interval = 1.0 / fps if fps else None
         self.timeout_s = timeout_s
+        self.keyframes_only = keyframes_only  # the decoder skips every non-key frame (skip_frame=NONKEY)
         self.progress = ReadProgress(bytes_read=0)
 
     def frames(self, selector: FrameSelector, seek_to: float | None = None) -> Iterator[tuple[np.ndarray, float]]:
@@ -52,12 +62,18 @@ class PyAVReader:
         with open_container(self.source, self.timeout_s) as container:
             stream = video_stream(container)
             stream.thread_type = "AUTO"  # frame + slice threads: sequential decode is the cost
+            if self.keyframes_only:
+                stream.codec_context.skip_frame = "NONKEY"
             offset = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
             if seek_to is not None:  # the keyframe at or before seek_to; earlier frames are dropped
                 container.seek(int((seek_to + offset) / stream.time_base), stream=stream, backward=True)
             try:
                 for packet in container.demux(stream):
                     self.progress.bytes_read += packet.size
+                    if self.keyframes_only and packet.pts is not None:  # frames not decoded still count as read
+                        self.progress.stream_end = max(
+                            self.progress.stream_end or 0.0, float(packet.pts * packet.time_base) - offset
+                        )
                     for frame in packet.decode():
                         pts = self._seconds(frame, offset, last_pts)
                         if seek_to is not None and last_pts is None:
