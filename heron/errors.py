@@ -108,6 +108,10 @@ class EmptyVideoError(SourceError):
     """The video (or the requested time range) has zero frames."""
 
 
+class DecodeTimeoutError(SourceError, TimeoutError):
+    """Decoding produced no frame for ``decode.stall_timeout_s`` seconds (a stalled or spinning demuxer)."""
+
+
 class ResolutionError(SourceError):
     """The video's resolution is absurd (zero, or beyond the configured limit)."""
 

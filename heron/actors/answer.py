@@ -8,6 +8,7 @@ client while the answer is still being generated.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,10 @@ class AnswerActor:
     def ready(self) -> bool:
         """True once the model is loaded (the constructor has run)."""
         return True
+
+    def pid(self) -> int:
+        """This actor's OS process id (fault tests kill it; soak tests watch its memory and files)."""
+        return os.getpid()
 
     def answer(self, request: AnswerRequest) -> Answer:
         return self.batcher.submit(request).result()

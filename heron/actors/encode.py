@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from heron.config import PipelineConfig
 from heron.types import FrameBatch, MediaChunk
 
@@ -20,3 +22,7 @@ class EncodeActor:
 
     def counters(self) -> dict[str, int]:
         return self.stage.counters()
+
+    def pid(self) -> int:
+        """This actor's OS process id (fault tests kill it; soak tests watch its memory and files)."""
+        return os.getpid()

@@ -10,6 +10,7 @@ every stream due at once.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 
 from heron.actors.calls import get
@@ -50,6 +51,10 @@ class StreamActor:
     def alive(self) -> bool:
         """Whether the stream is still being read (False once stopped, or a file has ended)."""
         return self.thread.is_alive()
+
+    def pid(self) -> int:
+        """This actor's OS process id (fault tests kill it; soak tests watch its memory and files)."""
+        return os.getpid()
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop reading; True once the runner has finished."""

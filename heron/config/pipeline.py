@@ -26,7 +26,7 @@ class DecodeConfig:
 
     fps: float = 1.0  # sampled frames per second of video time (not the video's own fps)
     window_frames: int = 8  # frames per FrameBatch: the encoder's unit of work
-    size: int | tuple[int, int] = 224  # int: short side (px), aspect kept; (h, w): exact; even
+    size: int | tuple[int, int] = 224  # int: short side (px), aspect kept up to 4:1; (h, w): exact; even
     max_resolution: int = 8192  # refuse videos wider or taller than this (pixels): guards memory
     decoder: Literal["auto", "decord", "pyav"] = "auto"  # auto: decord for files, PyAV for URLs
     url_timeout_s: float = 10.0  # seconds to wait on a URL (connect or read) before giving up
@@ -34,6 +34,9 @@ class DecodeConfig:
     # real timestamps: a fast skim of long archives. Always a whole-source pass (windows are not on
     # the time grid, so a range is cut at answer time) and a cache of its own.
     keyframes: bool = False
+    # a decode that yields no frame for this long (a stalled or spinning demuxer, a URL that
+    # trickles bytes) stops with DecodeTimeoutError; every decode is bounded in time
+    stall_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if isinstance(self.size, list):  # YAML gives lists
@@ -54,6 +57,8 @@ class DecodeConfig:
             raise ConfigError(f"keyframes must be true or false, got {self.keyframes!r}")
         if self.keyframes and self.decoder == "decord":
             raise ConfigError("keyframes: true decodes with PyAV (decord cannot skip non-key frames); use 'auto'")
+        if not (isinstance(self.stall_timeout_s, (int, float)) and self.stall_timeout_s > 0):
+            raise ConfigError(f"stall_timeout_s must be a positive number of seconds, got {self.stall_timeout_s!r}")
         if not self.url_timeout_s > 0:
             raise ConfigError(f"url_timeout_s must be positive, got {self.url_timeout_s}")
 

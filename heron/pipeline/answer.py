@@ -118,6 +118,7 @@ class _Prepared:
     media: list[np.ndarray]  # per item: latents [k*R, d]
     spans: list[list[tuple[float, float]]]
     history: list[tuple[str, str]]
+    damaged: list[tuple[float, float]]  # spans of the media's range that decoding had to skip (s)
 
 
 TextCallback = Callable[[int, str], None]  # (row of the batch, new text)
@@ -147,6 +148,9 @@ class AnswerStage:
     def prepare(self, request: AnswerRequest) -> _Prepared:
         """Read the windows each media item needs (only those: cost stays flat in stream length)."""
         media, spans = self._media(request.media)
+        damaged = [
+            span for ref in request.media for span in self.latents.damaged_spans(ref.source_id, ref.start, ref.end)
+        ]
         history: list[tuple[str, str]] = []
         prompt = request.prompt
         if request.question is not None:
@@ -155,7 +159,7 @@ class AnswerStage:
                 (q.text, a.text) for q, a in zip(turns[::2], turns[1::2]) if q.role == "user" and a.role == "assistant"
             ]
             prompt = question_prompt(request.question, history)
-        return _Prepared(request, prompt, media, spans, history)
+        return _Prepared(request, prompt, media, spans, history, damaged)
 
     def _media(self, refs: list[MediaRef]) -> tuple[list[np.ndarray], list[list[tuple[float, float]]]]:
         """Per media item: the chosen windows' latents concatenated [k*R, d], and their spans."""
@@ -269,6 +273,9 @@ class AnswerStage:
             if unknown
             else []
         )
+        if prepared.damaged:
+            where = ", ".join(f"{a:.1f}–{b:.1f} s" for a, b in prepared.damaged[:5])
+            warnings.append(f"the video is damaged at {where} (undecodable data was skipped): the answer may miss it")
         return Answer(
             text=text,
             spans=spans,

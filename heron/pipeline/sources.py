@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -79,6 +80,10 @@ def resolve_source(source: str | os.PathLike | Source) -> Source:
         raise SourceNotFoundError(f"video file not found: {path}")
     if path.is_dir():
         raise NotAVideoError(f"{path} is a directory, not a video file")
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):  # reading a pipe, socket or device can block forever
+        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise NotAVideoError(f"{path} is {kind}, not a video file (live devices: `heron watch`)")
     return Source(uri=str(path.resolve()), kind="file")
 
 

@@ -33,7 +33,7 @@ from heron.actors import (
 )
 from heron.actors.calls import future_of, get
 from heron.config import PipelineConfig
-from heron.errors import ActorStartTimeoutError, EmptyVideoError, HeronError
+from heron.errors import ActorStartTimeoutError, EmptyVideoError, HeronError, StateUnavailableError
 from heron.pipeline.answer import Answer, AnswerRequest, check_question
 from heron.pipeline.decode import VideoDecoder
 from heron.pipeline.fingerprint import encoder_settings
@@ -243,6 +243,12 @@ class Heron:
                 str(resolved), source_id, start, end, probe, not resolved.is_url, on_progress
             )
         whole = start is None and end is None
+        if whole and len(self.latents.cached_indices(source_id)) < report.windows_encoded:
+            # a Redis that lost acknowledged writes (a failover, a machine crash): never mark it complete
+            raise StateUnavailableError(
+                f"Redis lost some of the {report.windows_encoded} windows of {source} just stored; run it again"
+            )
+        self.latents.add_damage(source_id, report.damaged)
         self.latents.set_source_info(
             source_id,
             duration_s=probe.info.duration,

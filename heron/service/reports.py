@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from heron.pipeline.answer import Answer
 from heron.text import plural
@@ -20,6 +20,7 @@ class IngestReport:
     decoder: str = ""
     decode_actors: int = 0  # decode actors that read the source in parallel, each a run of windows
     truncated_at: float | None = None  # seconds; the video is corrupt from here on
+    damaged: list[tuple[float, float]] = field(default_factory=list)  # spans skipped as undecodable (s)
     duration_s: float | None = None
     seconds: float = 0.0
 
@@ -27,9 +28,10 @@ class IngestReport:
         if self.cached:
             return f"{plural(self.windows_cached, 'window')} from cache (nothing decoded or encoded)"
         by = f"{self.decoder}, {self.decode_actors} actors" if self.decode_actors > 1 else self.decoder
+        damaged = f"; skipped damaged data in {plural(len(self.damaged), 'span')}" if self.damaged else ""
         return (
             f"decoded {plural(self.frames_decoded, 'frame')} ({by}), sampled {self.frames_sampled:,}, "
-            f"encoded {plural(self.windows_encoded, 'window')} in {in_seconds(self.seconds)}"
+            f"encoded {plural(self.windows_encoded, 'window')} in {in_seconds(self.seconds)}{damaged}"
         )
 
 

@@ -8,21 +8,26 @@ stream sit in one Redis Cluster slot and the transactions over them run unchange
 A change to any record's encoding bumps ``FORMAT_VERSION`` and with it the prefix, so data in an old
 format is simply a cache miss (``clear_old_formats`` removes it).
 
-The client retries a dropped connection a few times with jittered exponential backoff (a Redis
-that restarts is picked up again), then fails fast with ``StateUnavailableError``: a question asked
-while Redis is down never hangs.
+The client retries a dropped connection with jittered exponential backoff for up to
+``RETRY_WINDOW_S`` seconds (a Redis that restarts within that is picked up again, and the call
+succeeds), then fails fast with ``StateUnavailableError``: a question asked while Redis is down
+never hangs. A server that cannot write its data (disk full, an AOF or RDB write error: Redis's
+``MISCONF``) refuses writes; that is a ``StateUnavailableError`` too, saying so in one line.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
+import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import AbstractBackoff, EqualJitterBackoff
 from redis.retry import Retry
 
 from heron.errors import StateStoreError, StateUnavailableError
@@ -31,26 +36,84 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # bump on any change of key layout or record encoding (see module docstring)
 
+# How long one call keeps retrying a lost connection before StateUnavailableError (seconds). Rides
+# over a restart of a local Redis or a container (about 0.1-2 s; measured: tests/faults/, figures in
+# docs/state.md) yet keeps a question to a dead Redis to a few seconds.
+RETRY_WINDOW_S = 3.0
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, safe for logs and error messages."""
+    """``url`` with any password (``user:PASSWORD@`` or ``?password=``) replaced by ``***``, safe for
+    logs and error messages. Works on malformed URLs too (it never parses the port)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        url = url.replace(f"//{parts.netloc}", f"//{userinfo.split(':', 1)[0]}:***@{host}", 1)
+    if parts.query:
+        query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+        url = url.replace(f"?{parts.query}", f"?{query}", 1)
+    return url
+
+
+# The outermost retrying call's deadline (monotonic s), per thread and task: see RetryWithin.
+_retry_deadline: ContextVar[float | None] = ContextVar("heron_redis_retry_deadline", default=None)
+
+
+class RetryWithin(Retry):
+    """redis-py's ``Retry``, bounded by time instead of by a count of attempts.
+
+    redis-py nests its retries (a command's retry reconnects, and the reconnect retries too), so
+    counts multiply; here the outermost call sets one deadline and the calls nested in it share it,
+    so one operation gives up ``window_s`` seconds (plus one attempt) after it began. A refused
+    password is not retried: waiting does not fix it.
+    """
+
+    def __init__(self, window_s: float, backoff: AbstractBackoff):
+        super().__init__(backoff, retries=1_000_000)  # the deadline decides, not this count
+        self.window_s = window_s
+
+    def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):
+        outer = _retry_deadline.get()
+        token = _retry_deadline.set(time.monotonic() + self.window_s) if outer is None else None
+        try:
+            return self._until_deadline(do, fail, is_retryable, with_failure_count)
+        finally:
+            if token is not None:
+                _retry_deadline.reset(token)
+
+    def _until_deadline(self, do, fail, is_retryable, with_failure_count):
+        self._backoff.reset()
+        failures = 0
+        while True:
+            try:
+                return do()
+            except self._supported_errors as error:
+                if is_retryable is not None and not is_retryable(error):
+                    raise
+                failures += 1
+                if with_failure_count:
+                    fail(error, failures)
+                else:
+                    fail(error)
+                pause = self._backoff.compute(failures)
+                hopeless = isinstance(error, (redis.AuthenticationError, redis.exceptions.AuthorizationError))
+                if hopeless or time.monotonic() + pause > (_retry_deadline.get() or 0.0):
+                    raise error
+                time.sleep(pause)
 
 
 def client_from_url(
-    url: str, *, connect_timeout_s: float = 2.0, timeout_s: float = 10.0, retries: int = 3
+    url: str, *, connect_timeout_s: float = 2.0, timeout_s: float = 10.0, retry_window_s: float = RETRY_WINDOW_S
 ) -> redis.Redis:
-    """A ``redis.Redis`` (bytes replies) that retries dropped connections ``retries`` times, backing off."""
-    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries)
+    """A ``redis.Redis`` (bytes replies) that retries dropped connections for ``retry_window_s`` seconds.
+
+    connect_timeout_s / timeout_s bound one connect / one reply (seconds): a server that hangs
+    rather than refuses costs at most about ``timeout_s`` before the error.
+    """
+    retry = RetryWithin(retry_window_s, EqualJitterBackoff(base=0.05, cap=0.5))  # pauses 0.05-0.5 s
     try:
         return redis.Redis.from_url(
             url,
@@ -140,13 +203,51 @@ class translated:
         return None
 
     def __exit__(self, kind, error, traceback) -> bool:
-        if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
-            raise StateUnavailableError(
-                f"Redis at {self.db.where} is not answering ({self.operation}: {error}); retry once it is back"
-            ) from error
         if isinstance(error, redis.RedisError):
-            raise StateStoreError(f"Redis at {self.db.where} failed in {self.operation}: {error}") from error
+            raise translate_error(error, self.db.where, self.operation) from error
         return False
+
+
+def translate_error(error: redis.RedisError, where: str, operation: str) -> StateStoreError:
+    """Heron's error for a redis-py one: one line naming the server (``where``, password hidden)
+    and the operation. Conditions that pass (down, loading, disk full) are ``StateUnavailableError``."""
+    text = _one_line(str(error))
+    if isinstance(error, (redis.AuthenticationError, redis.exceptions.AuthorizationError)):  # before ConnectionError
+        return StateStoreError(
+            f"Redis at {where} refused Heron's credentials ({operation}: {text}); "
+            "the URL must carry the server's password: redis://:PASSWORD@host:port/db"
+        )
+    if isinstance(error, redis.BusyLoadingError):
+        return StateUnavailableError(f"Redis at {where} is still loading its data ({operation}); retry in a moment")
+    if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+        return StateUnavailableError(f"Redis at {where} is not answering ({operation}: {text}); retry once it is back")
+    if "MISCONF" in text:
+        return StateUnavailableError(
+            f"Redis at {where} cannot write its data to disk ({_misconf_reason(text)}), so it refuses "
+            f"writes ({operation}); free space on its disk (its log says more), then retry"
+        )
+    if isinstance(error, redis.OutOfMemoryError):
+        return StateUnavailableError(
+            f"Redis at {where} is out of memory (maxmemory reached) and refuses writes ({operation}); "
+            "free some (heron cache clear) or raise maxmemory"
+        )
+    if isinstance(error, redis.ReadOnlyError):
+        return StateUnavailableError(f"Redis at {where} is a read-only replica ({operation}); retry after failover")
+    return StateStoreError(f"Redis at {where} failed in {operation}: {text}")
+
+
+def _misconf_reason(text: str) -> str:
+    """What a ``MISCONF`` reply says went wrong, short (the RDB variant is a paragraph)."""
+    reason = text[text.index("MISCONF") + len("MISCONF") :].strip()
+    if "AOF" in reason:
+        return reason.split(". ")[0].rstrip(".")  # "Errors writing to the AOF file: No space left on device"
+    return "it cannot save its RDB snapshot" if "RDB" in reason else reason[:120]
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line, at most ``limit`` characters (pipeline errors quote their command's bytes)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def redis_errors_translated(method: Callable[P, R]) -> Callable[P, R]:

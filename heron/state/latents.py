@@ -8,6 +8,7 @@ gets another's latents. Per source (one hash tag, so one cluster slot):
     src:{fp:source}:times       sorted set: window index -> t_start (range queries)
     src:{fp:source}:span        sorted set: "max" -> the longest window (widens range queries)
     src:{fp:source}:meta        hash: settings, duration, n_windows, complete, name, fmt
+    src:{fp:source}:damage      hash: start -> end (s) of each span decoding had to skip
 
 and two namespace-wide indexes, ``sources:<fp>`` (the source ids of a fingerprint) and
 ``fingerprints`` (fingerprint -> its settings), so every cached source can be listed whatever
@@ -23,7 +24,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,7 @@ class SourceInfo:
     max_window_s: float  # longest stored window (t_end - t_start), seconds
     updated_at: float  # unix time of the last write, seconds
     name: str | None = None  # the path or URL it was last ingested from, for people reading `cache ls`
+    damaged: list[tuple[float, float]] = field(default_factory=list)  # spans decoding skipped (s), by start
 
 
 class LatentStore:
@@ -215,7 +217,8 @@ class LatentStore:
         pipe.hgetall(self._key(source_id, "meta"))
         pipe.zcard(self._key(source_id, "times"))
         pipe.zscore(self._key(source_id, "span"), "max")
-        meta, cached, longest = pipe.execute()
+        pipe.hgetall(self._key(source_id, "damage"))
+        meta, cached, longest, damage = pipe.execute()
         if not meta:
             return None
         meta = decode_fields(meta)
@@ -240,6 +243,7 @@ class LatentStore:
                 max_window_s=float(longest or 0.0),
                 updated_at=float(meta.get("updated_at", 0.0)),
                 name=meta.get("name"),
+                damaged=sorted((float(a), float(b)) for a, b in damage.items()),
             )
         except (KeyError, ValueError) as error:
             raise StateStoreError(
@@ -270,12 +274,26 @@ class LatentStore:
     # --- deletes --------------------------------------------------------------------------------
 
     @redis_errors_translated
+    def add_damage(self, source_id: str, spans: Iterable[tuple[float, float]]) -> None:
+        """Record spans (start, end seconds) the decoder had to skip: answers about them warn."""
+        fields = {repr(float(start)): repr(float(end)) for start, end in spans}
+        if fields:
+            self.db.client.hset(self._key(source_id, "damage"), mapping=fields)
+
+    @redis_errors_translated
+    def damaged_spans(self, source_id: str, start_s: float = 0.0, end_s: float = math.inf) -> list[tuple[float, float]]:
+        """The recorded damaged spans overlapping [start_s, end_s], by start."""
+        found = self.db.client.hgetall(self._key(source_id, "damage"))
+        spans = sorted((float(a), float(b)) for a, b in found.items())
+        return [(a, b) for a, b in spans if a <= end_s and b >= start_s]
+
+    @redis_errors_translated
     def clear_source(self, source_id: str) -> int:
         """Delete everything cached for ``source_id`` under these settings; returns keys deleted."""
         client = self.db.client
         members = client.zrange(self._key(source_id, "times"), 0, -1)
         keys = [self._chunk_key(source_id, int(member)) for member in members]
-        keys += [self._key(source_id, part) for part in ("meta", "times", "span")]
+        keys += [self._key(source_id, part) for part in ("meta", "times", "span", "damage")]
         deleted = client.unlink(*keys)
         client.srem(self._sources_key(), source_id)
         return int(deleted)

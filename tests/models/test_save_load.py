@@ -151,3 +151,33 @@ def test_models_load_in_eval_mode_whatever_the_freezing(tmp_path):
 
     assert not HeronModel.from_pretrained(tmp_path / "m").training
     assert not load_encoder(tmp_path / "m").training
+
+
+def test_inference_ignores_the_mode_the_caller_left_the_model_in(rng):
+    """generate, scoring and encode run in eval mode inside, whatever mode the model is in, and
+    leave that mode as it was; in training mode forward itself is noisy (GPT-2's dropout 0.1)."""
+    from .conftest import open_gates, random_frames
+
+    model = heron.load_model(tiny_config("gpt2"))
+    open_gates(model)
+    media = [random_frames(rng)]
+    prompt = "<image>Question: what is it? Answer:"
+    frames = torch.as_tensor(media[0])
+
+    def outputs():
+        with torch.no_grad():
+            return (
+                model.generate([prompt] * 2, [media, media], max_new_tokens=6),
+                model.choice_logprobs([prompt], [media], ["yes", "no"]),
+                model.encode(frames),
+            )
+
+    texts, scores, latents = outputs()
+    model.train()
+    for _ in range(3):
+        again_texts, again_scores, again_latents = outputs()
+        assert again_texts == texts
+        torch.testing.assert_close(again_scores, scores, rtol=0, atol=0)
+        torch.testing.assert_close(again_latents, latents, rtol=0, atol=0)
+    assert model.training  # the caller's mode is restored
+    assert not torch.equal(_logits(model, media * 2), _logits(model, media * 2))  # dropout is live: the test has teeth

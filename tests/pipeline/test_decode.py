@@ -240,16 +240,18 @@ def test_windows_stream_lazily_and_last_window_is_short(videos):
 
 
 @pytest.mark.skipif("libsvtav1" not in av.codecs_available, reason="no AV1 encoder in this PyAV")
-def test_pyav_takes_over_when_decord_cannot_open(tmp_path, caplog):
-    # decord's bundled FFmpeg has no AV1 decoder; PyAV's has.
-    path = write_video(tmp_path / "av1.mkv", make_frames(), fps=VIDEO_FPS, codec="libsvtav1")
-    with caplog.at_level(logging.INFO, logger="heron.pipeline.decode"):
-        run, frames, pts = decode_all(path)
-    assert run.stats.decoder == "pyav" and run.stats.fallback_reason
-    assert "using PyAV" in caplog.text
-    np.testing.assert_allclose(pts, EXPECTED_PTS, atol=1e-6)
-    with pytest.raises(CorruptVideoError, match="decord could not decode"):
-        list(VideoDecoder(path, DecodeConfig(decoder="decord")))
+def test_what_decord_reads_wrong_goes_to_pyav(tmp_path, caplog):
+    # decord's bundled FFmpeg has no AV1 decoder, and shifts MPEG-TS frames by ~10: PyAV reads both.
+    av1 = write_video(tmp_path / "av1.mkv", make_frames(), fps=VIDEO_FPS, codec="libsvtav1")
+    ts = write_video(tmp_path / "clip.ts", make_frames(), fps=VIDEO_FPS)
+    for path, why in ((av1, "video"), (ts, "decord does not read mpegts reliably")):
+        with caplog.at_level(logging.INFO, logger="heron.pipeline.decode"):
+            run, frames, pts = decode_all(path)
+        assert run.stats.decoder == "pyav" and why in run.stats.fallback_reason
+        assert "using PyAV" in caplog.text
+        np.testing.assert_allclose(pts, EXPECTED_PTS, atol=1e-6)
+    with pytest.raises(CorruptVideoError, match="decord could not decode"):  # forced: decord fails to open it
+        list(VideoDecoder(av1, DecodeConfig(decoder="decord")))
 
 
 def test_pyav_continues_when_decord_fails_part_way(videos, monkeypatch, caplog):
@@ -432,7 +434,7 @@ def test_bad_time_range(videos, start, end):
 # --- partial corruption --------------------------------------------------------------------------
 
 
-def test_corrupt_middle_keeps_what_decoded(tmp_path, caplog):
+def test_corrupt_middle_is_skipped_and_decoding_resumes_after_it(tmp_path, caplog):
     path = write_video(tmp_path / "noisy.mp4", noisy_frames(150), fps=25.0, gop=25)  # 6 s
     data = bytearray(path.read_bytes())
     middle, span = len(data) // 2, len(data) // 10
@@ -445,11 +447,13 @@ def test_corrupt_middle_keeps_what_decoded(tmp_path, caplog):
         cfg = DecodeConfig(fps=2.0, window_frames=4, size=32, decoder=decoder)
         with caplog.at_level(logging.WARNING, logger="heron.pipeline.decode"):
             run, _, pts = decode_all(broken, cfg)
-        truncated_at = run.stats.truncated_at
-        assert truncated_at is not None and 1.0 < truncated_at < 5.0
-        assert f"decoded {truncated_at:.1f} s of 6.0 s" in caplog.text
-        # Every sample before the damage came out; none after it.
-        np.testing.assert_allclose(pts, full_pts[full_pts <= truncated_at], atol=0.05)
+        assert run.stats.truncated_at is None and "pyav" in run.stats.decoder
+        [(start, end, reason)] = run.stats.damaged  # one damaged span, in the middle
+        assert 2.0 < start < end < 4.5 and reason
+        assert "skipped undecodable data at" in caplog.text
+        # Every sample before the damage came out, and every one from the next keyframe on.
+        np.testing.assert_allclose(pts[pts < start], full_pts[full_pts < start], atol=0.05)
+        assert [t for t in full_pts if t >= 4.0] == [t for t in np.round(pts, 1) if t >= 4.0]
 
 
 def test_truncated_stream_keeps_what_decoded(tmp_path, caplog):

@@ -32,3 +32,12 @@ def test_gaps_keep_fewer_frames_rather_than_repeating_one():
 def test_start_and_end_bound_the_samples():
     times = np.arange(0, 10, 0.25)
     assert _kept(times, 1.0, start=2.0, end=5.0) == [2.0, 3.0, 4.0]
+
+
+def test_output_size_keeps_aspect_up_to_4_to_1_then_squeezes():
+    from heron.pipeline.decode.sampling import output_size
+
+    assert output_size(640, 360, 224) == (224, 398)  # aspect kept, both even
+    assert output_size(1000, 10, 224) == (224, 896)  # a strip would be 22,400 px wide: capped at 4 x 224
+    assert output_size(16, 600, 112) == (448, 112)
+    assert output_size(1000, 10, (64, 96)) == (64, 96)  # an exact size is exact

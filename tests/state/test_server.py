@@ -1,10 +1,14 @@
-"""The embedded Redis: start, reuse, persistence across restarts, stale state, clear errors."""
+"""The embedded Redis: start, reuse, persistence across restarts, stale state, clear errors, its password."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
+import socket
+import stat
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +18,11 @@ import pytest
 import redis
 
 from heron.errors import StateStoreError
+from heron.state import LatentStore, RedisConnection
 from heron.state import server as redis_server
 from heron.state.server import (
+    CONF_FILE,
+    PASSWORD_FILE,
     REDIS_URL_ENV,
     STATE_FILE,
     ThrowawayRedis,
@@ -166,3 +173,89 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path, monkeypatch):
     blocker.write_text("not a directory")
     with pytest.raises(StateStoreError, match="HERON_HOME"):
         ensure_redis(None, blocker / "redis")
+
+
+# --- the embedded server's password -----------------------------------------------------------------
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _raw_ping(url: str) -> bytes:
+    """What a process without the password gets for PING: a raw RESP exchange, no client library."""
+    parts = redis.connection.parse_url(url)
+    with socket.create_connection((parts["host"], parts["port"]), timeout=2) as conn:
+        conn.sendall(b"PING\r\n")
+        return conn.recv(200)
+
+
+def test_embedded_server_requires_a_random_password_kept_in_a_private_file(data_dir):
+    url = ensure_redis(None, data_dir)
+    password = (data_dir / PASSWORD_FILE).read_text().strip()
+    assert len(password) >= 40 and url == f"redis://:{password}@127.0.0.1:{url.rsplit(':', 1)[1]}"
+    assert _mode(data_dir / PASSWORD_FILE) == 0o600
+    assert _mode(data_dir / CONF_FILE) == 0o600  # it holds requirepass too
+    assert _mode(data_dir) == 0o700
+    assert redis.Redis.from_url(url).config_get("bind")["bind"].split() == ["127.0.0.1"]
+    assert _raw_ping(url).startswith(b"-NOAUTH")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis.from_url(redact_url(url).replace(":***@", "@")).ping()
+    assert redis.Redis.from_url(url).ping()
+    # the next Heron finds the same password, the same server
+    assert ensure_redis(None, data_dir) == url
+
+
+def test_errors_and_logs_never_show_the_password(data_dir, caplog):
+    with caplog.at_level(logging.DEBUG, logger="heron.state"):
+        url = ensure_redis(None, data_dir)
+        ensure_redis(None, data_dir)
+    password = (data_dir / PASSWORD_FILE).read_text().strip()
+    assert caplog.text and password not in caplog.text
+    wrong = url.replace(password, "not-the-password")
+    with pytest.raises(StateStoreError, match="refused Heron's credentials") as caught:
+        ensure_redis(wrong)
+    assert "not-the-password" not in str(caught.value)
+    started = time.monotonic()
+    with pytest.raises(StateStoreError, match="refused Heron's credentials") as caught:
+        LatentStore(RedisConnection(wrong), {"m": 1}).source_info("video")
+    assert time.monotonic() - started < 1.0  # a refused password is not retried
+    assert "not-the-password" not in str(caught.value) and password not in repr(RedisConnection(url))
+
+
+def _start_without_password(directory: Path) -> int:
+    """The embedded server as a Heron before passwords started it: no requirepass."""
+    directory.mkdir(parents=True)
+    port = redis_server._free_port()
+    conf = redis_server._write_conf(directory, port, {**redis_server._PERSISTENT_SETTINGS, "daemonize": "yes"})
+    subprocess.run([str(find_server_binary()), str(conf)], check=True, timeout=30)
+    url = f"redis://127.0.0.1:{port}/0"
+    assert redis_server._wait_ready(url, directory.resolve(), None, 30)
+    (directory / STATE_FILE).write_text(json.dumps({"pid": redis_server._read_pid(directory), "port": port}))
+    redis.Redis.from_url(url).set("heron:test:old", "kept")
+    return redis_server._read_pid(directory)
+
+
+def test_a_server_started_without_a_password_is_restarted_with_one_keeping_its_data(data_dir):
+    old_pid = _start_without_password(data_dir)
+    old_port = json.loads((data_dir / STATE_FILE).read_text())["port"]
+    url = ensure_redis(None, data_dir)
+    assert ":***@" in redact_url(url) and server_pid(data_dir) != old_pid
+    assert not redis_server._is_redis_process(old_pid)  # stopped (SIGTERM: it wrote its data out first)
+    assert redis.Redis.from_url(url).get("heron:test:old") == b"kept"
+    assert _raw_ping(url).startswith(b"-NOAUTH")
+    with pytest.raises(ConnectionRefusedError):  # nothing listens on the old port any more
+        _raw_ping(f"redis://127.0.0.1:{old_port}/0")
+
+
+def test_a_password_file_others_can_read_is_replaced(data_dir):
+    url = ensure_redis(None, data_dir)
+    redis.Redis.from_url(url).set("heron:test:kept", "yes")
+    leaked = (data_dir / PASSWORD_FILE).read_text().strip()
+    (data_dir / PASSWORD_FILE).chmod(0o644)
+    fresh = ensure_redis(None, data_dir)
+    password = (data_dir / PASSWORD_FILE).read_text().strip()
+    assert password != leaked and _mode(data_dir / PASSWORD_FILE) == 0o600
+    assert redis.Redis.from_url(fresh).get("heron:test:kept") == b"yes"
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis.from_url(fresh.replace(password, leaked)).ping()  # the old password no longer opens it

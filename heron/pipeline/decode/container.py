@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
 
@@ -34,6 +35,7 @@ class VideoInfo:
     height: int  # pixels
     codec: str  # FFmpeg decoder name, e.g. "h264"
     n_frames: int | None  # frame count from the container index; None when unknown
+    format: str = ""  # FFmpeg demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "mpegts"
 
 
 def open_container(
@@ -91,15 +93,22 @@ def map_open_error(exc: Exception, source: Source) -> SourceError:
 
 
 def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
-    """The first video stream that is not cover art; NotAVideoError when there is none."""
+    """The first video stream that is not cover art; NotAVideoError when there is none
+    (CorruptVideoError when the container has no streams at all: its header is damaged)."""
     for stream in container.streams.video:
         if not stream.disposition & av.stream.Disposition.attached_pic:
             return stream
+    if not len(container.streams):
+        raise CorruptVideoError(
+            f"{container.name} is a {container.format.long_name or container.format.name} file with no readable "
+            "stream: its header is damaged"
+        )
     kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
     raise NotAVideoError(f"{container.name} has no video stream (streams: {kinds})")
 
 
 def video_info(source: Source, container: av.container.InputContainer) -> VideoInfo:
+    check_not_a_still_image(source, container)
     stream = video_stream(container)
     context = stream.codec_context
     if context is None:  # FFmpeg knows the stream is video but has no decoder for its codec
@@ -116,7 +125,26 @@ def video_info(source: Source, container: av.container.InputContainer) -> VideoI
         height=context.height,
         codec=context.name,
         n_frames=stream.frames or None,
+        format=container.format.name,
     )
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif")
+
+
+def check_not_a_still_image(source: Source, container: av.container.InputContainer) -> None:
+    """A still image (FFmpeg's png_pipe, jpeg_pipe, image2, ...) is accepted only under an image's
+    name (a one-window "video"): named .mp4 it is a mistake, said as NotAVideoError."""
+    name = container.format.name
+    if not (name.endswith("_pipe") or name == "image2"):
+        return
+    suffix = Path(source.uri.split("?", 1)[0]).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        kind = name.removesuffix("_pipe").upper() if name != "image2" else "still"
+        raise NotAVideoError(
+            f"{source} is a {kind} image, not a video; to ask about an image, give it an image's name "
+            f"({', '.join(IMAGE_SUFFIXES[:3])}, ...) or send it as image_url"
+        )
 
 
 def check_resolution(source: Source, info: VideoInfo, limit: int) -> None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from heron.config import DecodeConfig
 from heron.errors import ConfigError, CorruptVideoError, EmptyVideoError, SourceError, SourceUnreachableError
-from heron.pipeline.decode.container import check_resolution, probe
+from heron.pipeline.decode.container import VideoInfo, check_resolution, probe
+from heron.pipeline.decode.damage import merged
 from heron.pipeline.decode.decord_reader import DecordReader
 from heron.pipeline.decode.pyav_reader import PyAVReader
 from heron.pipeline.decode.reader import FrameReader, ReaderFailed, StreamTruncated
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 # also scales with the frame interval so sparse (slide-show, VFR) video does not trip it.
 _TRUNCATION_SLACK_S = 0.5
 _TRUNCATION_SLACK_FRAMES = 3
+_DAMAGE_MERGE_S = 1.0  # damaged spans closer than this are reported as one
 
 
 @dataclass
@@ -50,6 +52,7 @@ class DecodeStats:
     truncated_at: float | None = None  # video time (s) where corrupt or missing data stopped it
     truncation_reason: str | None = None  # the decoder's error, or "the stream ends early"
     first_pts: float | None = None  # pts (s) of the first decoded frame
+    damaged: list[tuple[float, float, str]] = field(default_factory=list)  # (start, end, reason) skipped, s
 
 
 class VideoDecoder:
@@ -96,6 +99,12 @@ class VideoDecoder:
             yield self._window(frames, pts)
         if self.stats.frames_kept == 0:
             raise self._no_frames_error()
+        if self.stats.damaged:
+            logger.warning(
+                "%s: skipped undecodable data at %s; answers about those moments may be wrong",
+                self.source,
+                ", ".join(f"{a:.1f}–{b:.1f} s" for a, b, _ in self.stats.damaged[:5]),
+            )
 
     def _window(self, frames: list[np.ndarray], pts: list[float]) -> FrameBatch:
         batch = FrameBatch(
@@ -113,10 +122,13 @@ class VideoDecoder:
     def _kept_frames(self) -> Iterator[tuple[np.ndarray, float]]:
         """Sampled frames (H, W, 3) uint8 with their pts in seconds, from decord and/or PyAV."""
         sampler = FrameSampler(self.cfg.fps, self.start, self.end)
-        use_decord = self.cfg.decoder == "decord" or (self.cfg.decoder == "auto" and not self.source.is_url)
-        if use_decord and not self.cfg.keyframes:
+        if self._use_decord():
             decord = DecordReader(
-                self.source.path, height=self.out_height, width=self.out_width, batch=self.cfg.window_frames
+                self.source.path,
+                height=self.out_height,
+                width=self.out_width,
+                batch=self.cfg.window_frames,
+                duration=self.info.duration,
             )
             try:
                 yield from self._read(decord, sampler, None)
@@ -134,8 +146,21 @@ class VideoDecoder:
             fps=self.info.fps,
             timeout_s=self.cfg.url_timeout_s,
             keyframes_only=self.cfg.keyframes,
+            stall_s=self.cfg.stall_timeout_s,
         )
         yield from self._read(pyav, sampler, sampler.next_time if sampler.next_time > 0 else None)
+
+    def _use_decord(self) -> bool:
+        """decord for local files it reads right (``decord_suits``), PyAV for the rest."""
+        if self.cfg.keyframes or self.source.is_url:
+            return False
+        if self.cfg.decoder == "decord":
+            return True
+        why = decord_unsuited(self.info) if self.cfg.decoder == "auto" else "decoder: pyav"
+        if why:
+            self.stats.fallback_reason = why
+            logger.info("%s: %s; using PyAV", self.source, why)
+        return why is None
 
     def _read(
         self, reader: FrameReader, sampler: FrameSampler, seek_to: float | None
@@ -169,6 +194,7 @@ class VideoDecoder:
         stats.frames_decoded += progress.frames_decoded
         if progress.bytes_read is not None:
             stats.bytes_decoded = (stats.bytes_decoded or 0) + progress.bytes_read
+        stats.damaged = merged(stats.damaged + list(progress.damaged), gap_s=_DAMAGE_MERGE_S)
         if progress.first_pts is not None:
             stats.first_pts = (
                 progress.first_pts if stats.first_pts is None else min(stats.first_pts, progress.first_pts)
@@ -202,6 +228,13 @@ class VideoDecoder:
                 "the connection dropped, or the server ignores range requests (which MP4 files "
                 "with their index at the end need)"
             )
+        stated = self.info.n_frames or (self.info.duration or 0) > 0
+        if self.stats.frames_decoded == 0 and stated and self.stats.truncated_at is None and self.start is None:
+            return CorruptVideoError(
+                f"{self.source}: its header states "
+                + (f"{self.info.n_frames} frames" if self.info.n_frames else f"{self.info.duration:.1f} s")
+                + " but no frame could be decoded: it is truncated or corrupt"
+            )
         if self.stats.truncated_at is not None:
             return CorruptVideoError(
                 f"{self.source}: no frame could be decoded in the requested range; "
@@ -214,6 +247,21 @@ class VideoDecoder:
                 f"{self.source}: no frames between {self.start or 0:.1f} s and {end} (the video is {length})"
             )
         return EmptyVideoError(f"{self.source} has a video stream but no frames")
+
+
+# What decord (its bundled FFmpeg 4.1) reads right; elsewhere it returns shifted frames (MPEG-TS),
+# garbage timestamps (MPEG-PS) or cannot open the stream (AV1): docs/decoding.md.
+DECORD_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi")
+DECORD_CODECS = ("h264", "hevc", "vp9", "vp8", "mpeg4", "mjpeg", "mpeg2video")
+
+
+def decord_unsuited(info: VideoInfo) -> str | None:
+    """Why decord should not read a file with this header (None: it may)."""
+    if info.format and info.format not in DECORD_FORMATS:
+        return f"decord does not read {info.format} reliably"
+    if info.codec not in DECORD_CODECS:
+        return f"decord does not read {info.codec} video"
+    return None
 
 
 def iter_windows(

@@ -24,8 +24,9 @@ class DecordReader:
 
     name = "decord"
 
-    def __init__(self, path: Path, *, height: int, width: int, batch: int):
+    def __init__(self, path: Path, *, height: int, width: int, batch: int, duration: float | None = None):
         self.path, self.height, self.width, self.batch = path, height, width, batch
+        self.duration = duration  # what the container states (s), to check decord's timestamps against
         self.progress = ReadProgress()
 
     def frames(self, selector: FrameSelector, seek_to: float | None = None) -> Iterator[tuple[np.ndarray, float]]:
@@ -57,4 +58,15 @@ class DecordReader:
             times = reader.get_frame_timestamp(range(len(reader)))[:, 0].astype(np.float64)  # (N,) s
         except Exception as exc:  # decord raises its own DECORDError/RuntimeError subclasses
             raise ReaderFailed(first_line(exc)) from exc
+        self._check_times(times)
         return reader, times
+
+    def _check_times(self, times: np.ndarray) -> None:
+        """decord's index must be plausible (finite, in order, within the stated duration), or PyAV reads."""
+        if not len(times):
+            return
+        late = self.duration is not None and times[-1] > self.duration + 2.0
+        if not np.isfinite(times).all() or times[0] < -1.0 or late or (np.diff(times) < -1e-6).any():
+            raise ReaderFailed(
+                f"decord's frame timestamps are not plausible (first {times[0]:.3g} s, last {times[-1]:.3g} s)"
+            )

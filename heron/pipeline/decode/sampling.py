@@ -40,12 +40,17 @@ class FrameSampler:
         self.next_time = self.t0 + k * self.step
 
 
+MAX_ASPECT = 4  # an int size keeps the aspect up to long side = 4 x short side, then squeezes
+
+
 def output_size(width: int, height: int, size: int | tuple[int, int]) -> tuple[int, int]:
-    """(h, w) pixels a width x height video is resized to: both even; an int size keeps aspect."""
+    """(h, w) pixels a width x height video is resized to: both even; an int size keeps aspect up
+    to MAX_ASPECT (a 1000x10 strip would otherwise be 22400 px wide: 120 MB per 8-frame window)."""
     if isinstance(size, tuple):
         return size
     scale = size / min(width, height)
-    return _even(height * scale), _even(width * scale)
+    longest = MAX_ASPECT * size
+    return _even(min(height * scale, longest)), _even(min(width * scale, longest))
 
 
 def _even(x: float) -> int:
