@@ -100,6 +100,23 @@ class CrossAttentionConfig:
 
 
 @dataclass
+class RetrievalConfig:
+    """The joint text-video space in which windows are found by question (docs/long_videos.md).
+
+    A CLIP or SigLIP checkpoint (``AutoModel`` with ``get_text_features``/``get_image_features``):
+    for real presets the vision tower's own contrastive partner (the same hub id); for the demo
+    model, the text tower aligned to its vision tower by the recipe. None: no retrieval, windows
+    are selected evenly."""
+
+    name_or_path: str | None = None
+    frames_per_window: int = 4  # frames of each window embedded (evenly spaced), then averaged
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.frames_per_window, int) and self.frames_per_window >= 1):
+            raise ConfigError(f"retrieval.frames_per_window must be an integer >= 1, got {self.frames_per_window!r}")
+
+
+@dataclass
 class ModelConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
     lm: LMConfig = field(default_factory=LMConfig)
@@ -107,10 +124,27 @@ class ModelConfig:
     xattn: CrossAttentionConfig = field(default_factory=CrossAttentionConfig)
     # gated_xattn: Flamingo's gated cross-attention; linear_prefix: LLaVA's projection spliced in
     connector: Literal["gated_xattn", "linear_prefix"] = "gated_xattn"
+    # A learned embedding of each window's rank among the windows of one media item, added to its
+    # latents (zero-initialised, so a model without it is this model at start): how many ranks it
+    # tells apart (later windows share the last); 0 = off. Order across windows (docs/long_videos.md).
+    window_order: int = 0
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     device: str = "auto"  # auto = cuda when available, else cpu
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto = fp32 CPU, bf16 GPU
+    # Token decoding replays one recorded CUDA graph per step over a static KV cache (models/graphs.py):
+    # a 1B LM's eager step is kernel-launch bound on a GPU. auto = on when the model is on CUDA
+    # (and uses gated cross-attention); off = the eager loop everywhere. CPU is always eager.
+    cuda_graphs: Literal["auto", "off"] = "auto"
     seed: int = 0  # seeds random init of everything Heron builds, so presets are reproducible
     name: str = "heron"  # a label carried into cache fingerprints and reports
+
+    def __post_init__(self) -> None:
+        if self.cuda_graphs not in ("auto", "off"):
+            raise ConfigError(f"model.cuda_graphs must be 'auto' or 'off', got {self.cuda_graphs!r}")
+        if not (
+            isinstance(self.window_order, int) and not isinstance(self.window_order, bool) and self.window_order >= 0
+        ):
+            raise ConfigError(f"model.window_order must be an integer >= 0, got {self.window_order!r}")
 
 
 def load_config(name_or_path: str | Path, section: str = "model") -> ModelConfig:

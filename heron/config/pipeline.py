@@ -28,11 +28,15 @@ class DecodeConfig:
     window_frames: int = 8  # frames per FrameBatch: the encoder's unit of work
     size: int | tuple[int, int] = 224  # int: short side (px), aspect kept up to 4:1; (h, w): exact; even
     max_resolution: int = 8192  # refuse videos wider or taller than this (pixels): guards memory
-    decoder: Literal["auto", "decord", "pyav"] = "auto"  # auto: decord for files, PyAV for URLs
+    # auto: NVDEC (torchcodec) for local files where this process sees a GPU and torchcodec loads,
+    # else decord for files, PyAV for URLs and whatever the others cannot read (docs/decoding.md);
+    # torchcodec: the GPU only (no fallback); decord, pyav: that backend only
+    decoder: Literal["auto", "torchcodec", "decord", "pyav"] = "auto"
     url_timeout_s: float = 10.0  # seconds to wait on a URL (connect or read) before giving up
-    # decode keyframes only (PyAV skip_frame=NONKEY), at most fps of them per second, with their
-    # real timestamps: a fast skim of long archives. Always a whole-source pass (windows are not on
-    # the time grid, so a range is cut at answer time) and a cache of its own.
+    # decode keyframes only (torchcodec on the GPU, else PyAV skip_frame=NONKEY), at most fps of
+    # them per second, with their real timestamps: a fast skim of long archives. Always a
+    # whole-source pass (windows are not on the time grid, so a range is cut at answer time) and
+    # a cache of its own.
     keyframes: bool = False
     # a decode that yields no frame for this long (a stalled or spinning demuxer, a URL that
     # trickles bytes) stops with DecodeTimeoutError; every decode is bounded in time
@@ -51,8 +55,8 @@ class DecodeConfig:
             raise ConfigError(f"size must be an even short side or an even (h, w) pair, got {self.size!r}")
         if not (isinstance(self.max_resolution, int) and self.max_resolution >= 2):
             raise ConfigError(f"max_resolution must be an integer >= 2, got {self.max_resolution!r}")
-        if self.decoder not in ("auto", "decord", "pyav"):
-            raise ConfigError(f"decoder must be 'auto', 'decord' or 'pyav', got {self.decoder!r}")
+        if self.decoder not in ("auto", "torchcodec", "decord", "pyav"):
+            raise ConfigError(f"decoder must be 'auto', 'torchcodec', 'decord' or 'pyav', got {self.decoder!r}")
         if not isinstance(self.keyframes, bool):
             raise ConfigError(f"keyframes must be true or false, got {self.keyframes!r}")
         if self.keyframes and self.decoder == "decord":
@@ -100,7 +104,12 @@ class IngestConfig:
 @dataclass
 class AnswerConfig:
     max_new_tokens: int = 32  # answer length limit, tokens
-    max_windows: int = 16  # at most this many cached windows go into one prompt (evenly spaced)
+    max_windows: int = 16  # at most this many cached windows go into one prompt
+    # Which windows, when a range holds more than max_windows (docs/long_videos.md): evenly spaced;
+    # the most similar to the question in the retrieval space; or hybrid: half of each. Without
+    # retrieval embeddings (a model with no retrieval: section) every mode falls back to evenly.
+    selection: Literal["evenly", "similar", "hybrid"] = "hybrid"
+    evidence_windows: int = 3  # windows cited as an answer's evidence: the most similar of those used
     history_turns: int = 4  # earlier question/answer pairs of the session put into the prompt
     # Dynamic batching: questions that arrive within batch_window_ms of the first waiting one are
     # answered in one forward pass, up to max_batch of them (docs/serve.md).
@@ -114,7 +123,9 @@ class AnswerConfig:
     actor: ActorResources = field(default_factory=lambda: ActorResources(num_cpus=0.5, max_concurrency=64))
 
     def __post_init__(self) -> None:
-        for name in ("max_new_tokens", "max_windows", "max_batch"):
+        if self.selection not in ("evenly", "similar", "hybrid"):
+            raise ConfigError(f"pipeline.answer.selection must be evenly, similar or hybrid, got {self.selection!r}")
+        for name in ("max_new_tokens", "max_windows", "max_batch", "evidence_windows"):
             value = getattr(self, name)
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
                 raise ConfigError(f"pipeline.answer.{name} must be an integer >= 1, got {value!r}")

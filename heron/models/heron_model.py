@@ -26,7 +26,7 @@ from heron.config import ModelConfig
 from heron.encoders.inference import eval_mode
 from heron.encoders.visual_encoder import VisualEncoder
 from heron.errors import FrameFormatError, MediaCountMismatchError, PromptTooLongError
-from heron.models import building
+from heron.models import building, graphs
 from heron.models.connector import LinearPrefixConnector, splice_media
 from heron.models.lm import insert_cross_attention
 from heron.models.media_state import MediaRequest, MediaState
@@ -62,6 +62,8 @@ class HeronModel(nn.Module):
         self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
         self.end_of_chunk_token_id = tokenizer.convert_tokens_to_ids(END_OF_CHUNK_TOKEN)
         self.media_state = MediaState()
+        # [W, d_visual]: which window of its media item a latent came from (zero: no effect at start)
+        self.window_order = nn.Parameter(torch.zeros(config.window_order, encoder.dim)) if config.window_order else None
         self.projector: LinearPrefixConnector | None = None
         self.xattn_layer_indices: list[int] = []
         if config.connector == "gated_xattn":
@@ -179,8 +181,15 @@ class HeronModel(nn.Module):
                 )
         return out
 
+    def _window_order(self, num_tokens: int) -> torch.Tensor:
+        """[num_tokens, d]: each token's window rank embedding (an item is k windows of R latents)."""
+        rank = torch.arange(num_tokens, device=self.device) // self.encoder.num_latents
+        return self.window_order[rank.clamp(max=self.window_order.shape[0] - 1)]
+
     def pad_media(self, per_prompt: list[list[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latents per prompt → media [B, M, N, d] zero-padded, and media_mask bool [B, M, N]."""
+        """Latents per prompt → media [B, M, N, d] zero-padded, and media_mask bool [B, M, N]; with
+        ``window_order``, each window's rank embedding is added to its latents here, the one place
+        every media item (training, answers, evaluation) passes through."""
         num_media = max((len(items) for items in per_prompt), default=0)
         num_tokens = max((lat.shape[0] for items in per_prompt for lat in items), default=self.encoder.num_latents)
         media = torch.zeros(
@@ -189,7 +198,9 @@ class HeronModel(nn.Module):
         mask = torch.zeros(len(per_prompt), num_media, num_tokens, dtype=torch.bool, device=self.device)
         for row, items in enumerate(per_prompt):
             for m, lat in enumerate(items):
-                media[row, m, : lat.shape[0]] = lat
+                media[row, m, : lat.shape[0]] = (
+                    lat if self.window_order is None else lat + self._window_order(lat.shape[0])
+                )
                 mask[row, m, : lat.shape[0]] = True
         return media, mask
 
@@ -439,6 +450,11 @@ class HeronModel(nn.Module):
                 f"{rows} prompts need {rows} max_new_tokens and samplings, got {len(limits)}, {len(configs)}"
             )
         if max(limits, default=0) <= 0:
+            return
+        if graphs.graphs_wanted(self):  # CUDA: each step replayed from a captured graph (docs/gpu.md)
+            yield from graphs.decode_steps(
+                self, batch, max_new_tokens=limits, sampling=configs, stop_at_end_of_chunk=stop_at_end_of_chunk
+            )
             return
         generators = [self._generator(c) for c in configs]
         stop_ids = torch.tensor(self.stop_token_ids(stop_at_end_of_chunk), device=self.device)

@@ -17,13 +17,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from heron.config import DecodeConfig
-from heron.errors import ConfigError, CorruptVideoError, EmptyVideoError, SourceError, SourceUnreachableError
-from heron.pipeline.decode.container import VideoInfo, check_resolution, probe
+from heron.errors import (
+    ConfigError,
+    CorruptVideoError,
+    EmptyVideoError,
+    SourceError,
+    SourceUnreachableError,
+    UnsupportedCodecError,
+)
+from heron.pipeline.decode.container import check_resolution, probe
 from heron.pipeline.decode.damage import merged
-from heron.pipeline.decode.decord_reader import DecordReader
+from heron.pipeline.decode.decord_reader import DecordReader, decord_unsuited
 from heron.pipeline.decode.pyav_reader import PyAVReader
 from heron.pipeline.decode.reader import FrameReader, ReaderFailed, StreamTruncated
 from heron.pipeline.decode.sampling import FrameSampler, output_size
+from heron.pipeline.decode.torchcodec_reader import NO_GPU, TorchcodecReader, gpu_decode_unavailable, gpu_unsuited
 from heron.pipeline.sources import Source, content_id, resolve_source
 from heron.pipeline.windows import check_time_range
 from heron.types import FrameBatch
@@ -41,8 +49,8 @@ _DAMAGE_MERGE_S = 1.0  # damaged spans closer than this are reported as one
 class DecodeStats:
     """What one pass of VideoDecoder did; read it after (or during) iteration."""
 
-    decoder: str = ""  # "decord", "pyav", or "decord+pyav" when PyAV took over part-way
-    fallback_reason: str | None = None  # why decord was not (or no longer) used
+    decoder: str = ""  # "nvdec", "decord", "pyav", or "decord+pyav" (etc.) when one took over part-way
+    fallback_reason: str | None = None  # why the GPU or decord was not (or no longer) used; "; " joins reasons
     frames_decoded: int = 0  # frames the decoder produced (decord: frames stepped over, estimated)
     frames_kept: int = 0  # sampled frames handed out in windows
     windows: int = 0  # FrameBatches handed out
@@ -74,10 +82,14 @@ class VideoDecoder:
         self.cfg = cfg or DecodeConfig()
         self.start, self.end = check_time_range(start, end)
         self.source = resolve_source(source)
-        if self.cfg.decoder == "decord" and self.source.is_url:
-            raise ConfigError("decoder='decord' reads local files only; use 'auto' or 'pyav' for URLs")
+        if self.cfg.decoder in ("decord", "torchcodec") and self.source.is_url:
+            raise ConfigError(f"decoder={self.cfg.decoder!r} reads local files only; use 'auto' or 'pyav' for URLs")
         self.info = probe(self.source, url_timeout_s=self.cfg.url_timeout_s)
         check_resolution(self.source, self.info, self.cfg.max_resolution)
+        if self.cfg.decoder == "torchcodec" and (
+            why := gpu_decode_unavailable() or gpu_unsuited(self.source, self.info)
+        ):
+            raise UnsupportedCodecError(f"decoder='torchcodec' cannot read {self.source}: {why}; use decoder='auto'")
         self.out_height, self.out_width = output_size(self.info.width, self.info.height, self.cfg.size)
         self.source_id = source_id or content_id(self.source)
         self.stats = DecodeStats()
@@ -120,25 +132,21 @@ class VideoDecoder:
     # --- backends -------------------------------------------------------------------------------
 
     def _kept_frames(self) -> Iterator[tuple[np.ndarray, float]]:
-        """Sampled frames (H, W, 3) uint8 with their pts in seconds, from decord and/or PyAV."""
+        """Sampled frames (H, W, 3) uint8 with their pts in seconds: the GPU, decord and/or PyAV."""
         sampler = FrameSampler(self.cfg.fps, self.start, self.end)
-        if self._use_decord():
-            decord = DecordReader(
-                self.source.path,
-                height=self.out_height,
-                width=self.out_width,
-                batch=self.cfg.window_frames,
-                duration=self.info.duration,
-            )
+        for choose in (self._gpu_reader, self._decord_reader):  # each hands over to the next, then PyAV
+            reader = choose()
+            if reader is None:
+                continue
             try:
-                yield from self._read(decord, sampler, None)
+                yield from self._read(reader, sampler, None)
                 return
             except ReaderFailed as failure:
-                if self.cfg.decoder == "decord":
+                if self.cfg.decoder != "auto":  # an explicit backend has no fallback
                     raise CorruptVideoError(
-                        f"decord could not decode {self.source}: {failure}; use decoder='auto' to fall back to PyAV"
+                        f"{reader.name} could not decode {self.source}: {failure}; use decoder='auto' to fall back"
                     ) from failure
-                sampler = self._hand_over(decord, failure)
+                sampler = self._hand_over(reader, failure)
         pyav = PyAVReader(
             self.source,
             height=self.out_height,
@@ -150,17 +158,46 @@ class VideoDecoder:
         )
         yield from self._read(pyav, sampler, sampler.next_time if sampler.next_time > 0 else None)
 
-    def _use_decord(self) -> bool:
-        """decord for local files it reads right (``decord_suits``), PyAV for the rest."""
-        if self.cfg.keyframes or self.source.is_url:
-            return False
-        if self.cfg.decoder == "decord":
-            return True
-        why = decord_unsuited(self.info) if self.cfg.decoder == "auto" else "decoder: pyav"
+    def _gpu_reader(self) -> TorchcodecReader | None:
+        """NVDEC for local files whose codec it takes, when this process has a GPU and torchcodec."""
+        if self.cfg.decoder not in ("auto", "torchcodec"):
+            return None
+        why = gpu_decode_unavailable() or gpu_unsuited(self.source, self.info)
         if why:
-            self.stats.fallback_reason = why
+            if why not in NO_GPU:  # a machine without a GPU is no fallback: not reported
+                self._fell_back(f"not on the GPU: {why}")
+                logger.info("%s: not decoded on the GPU: %s", self.source, why)
+            return None
+        return TorchcodecReader(
+            self.source,
+            height=self.out_height,
+            width=self.out_width,
+            batch=self.cfg.window_frames,
+            keyframes_only=self.cfg.keyframes,
+        )
+
+    def _decord_reader(self) -> DecordReader | None:
+        """decord for local files it reads right (``decord_unsuited``), PyAV for the rest."""
+        if self.cfg.keyframes or self.source.is_url or self.cfg.decoder == "torchcodec":
+            return None
+        why = None
+        if self.cfg.decoder != "decord":
+            why = decord_unsuited(self.info) if self.cfg.decoder == "auto" else "decoder: pyav"
+        if why:
+            self._fell_back(why)
             logger.info("%s: %s; using PyAV", self.source, why)
-        return why is None
+            return None
+        return DecordReader(
+            self.source.path,
+            height=self.out_height,
+            width=self.out_width,
+            batch=self.cfg.window_frames,
+            duration=self.info.duration,
+        )
+
+    def _fell_back(self, why: str) -> None:
+        reason = self.stats.fallback_reason
+        self.stats.fallback_reason = why if not reason else f"{reason}; {why}"
 
     def _read(
         self, reader: FrameReader, sampler: FrameSampler, seek_to: float | None
@@ -176,17 +213,20 @@ class VideoDecoder:
         finally:
             self._fold(reader)
 
-    def _hand_over(self, decord: DecordReader, failure: ReaderFailed) -> FrameSampler:
-        """decord failed: PyAV continues after the last frame decord gave, with a fresh sampler."""
-        self.stats.fallback_reason = str(failure)
+    def _hand_over(self, reader: FrameReader, failure: ReaderFailed) -> FrameSampler:
+        """A backend failed: the next continues after the last frame it gave, with a fresh sampler."""
+        self._fell_back(str(failure))
         sampler = FrameSampler(self.cfg.fps, self.start, self.end)
-        last = decord.progress.last_pts
-        if last is None:
-            self.stats.decoder = ""  # decord read nothing: this is a PyAV pass, not a hand-over
-            logger.info("decord cannot read %s (%s); using PyAV", self.source, failure)
+        last = reader.progress.last_pts
+        following = "PyAV" if reader.name == "decord" else "a CPU decoder"
+        if last is None:  # it read nothing: the next one's is a first pass, not a hand-over
+            self.stats.decoder = self.stats.decoder.rpartition("+")[0]
+            logger.info("%s cannot read %s (%s); using %s", reader.name, self.source, failure, following)
         else:
             sampler.skip_through(last)
-            logger.warning("decord failed at %.2f s of %s (%s); PyAV continues", last, self.source, failure)
+            logger.warning(
+                "%s failed at %.2f s of %s (%s); %s continues", reader.name, last, self.source, failure, following
+            )
         return sampler
 
     def _fold(self, reader: FrameReader) -> None:
@@ -247,21 +287,6 @@ class VideoDecoder:
                 f"{self.source}: no frames between {self.start or 0:.1f} s and {end} (the video is {length})"
             )
         return EmptyVideoError(f"{self.source} has a video stream but no frames")
-
-
-# What decord (its bundled FFmpeg 4.1) reads right; elsewhere it returns shifted frames (MPEG-TS),
-# garbage timestamps (MPEG-PS) or cannot open the stream (AV1): docs/decoding.md.
-DECORD_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi")
-DECORD_CODECS = ("h264", "hevc", "vp9", "vp8", "mpeg4", "mjpeg", "mpeg2video")
-
-
-def decord_unsuited(info: VideoInfo) -> str | None:
-    """Why decord should not read a file with this header (None: it may)."""
-    if info.format and info.format not in DECORD_FORMATS:
-        return f"decord does not read {info.format} reliably"
-    if info.codec not in DECORD_CODECS:
-        return f"decord does not read {info.codec} video"
-    return None
 
 
 def iter_windows(

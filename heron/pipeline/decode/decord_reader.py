@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from heron.pipeline.decode.container import first_line
+from heron.pipeline.decode.container import VideoInfo, first_line
 from heron.pipeline.decode.reader import FrameSelector, ReaderFailed, ReadProgress
 
 logger = logging.getLogger(__name__)
@@ -70,3 +70,18 @@ class DecordReader:
             raise ReaderFailed(
                 f"decord's frame timestamps are not plausible (first {times[0]:.3g} s, last {times[-1]:.3g} s)"
             )
+
+
+# What decord (its bundled FFmpeg 4.1) reads right; elsewhere it returns shifted frames (MPEG-TS),
+# garbage timestamps (MPEG-PS) or cannot open the stream (AV1): docs/decoding.md.
+DECORD_FORMATS = ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi")
+DECORD_CODECS = ("h264", "hevc", "vp9", "vp8", "mpeg4", "mjpeg", "mpeg2video")
+
+
+def decord_unsuited(info: VideoInfo) -> str | None:
+    """Why decord should not read a file with this header (None: it may)."""
+    if info.format and info.format not in DECORD_FORMATS:
+        return f"decord does not read {info.format} reliably"
+    if info.codec not in DECORD_CODECS:
+        return f"decord does not read {info.codec} video"
+    return None
