@@ -46,8 +46,12 @@ SCRIPT = "bench/latency.py"
 QUESTIONS = [f"What happens in the video, part {i}?" for i in range(10)]
 
 
-def write_synthetic_source(store, path: Path, duration_s: float, cfg, num_latents: int, dim: int, seed: int = 0) -> str:
-    """Cache ``duration_s`` seconds of windows for the file ``path`` (random latents); returns its id."""
+def write_synthetic_source(
+    store, path: Path, duration_s: float, cfg, num_latents: int, dim: int, seed: int = 0, embedding_dim: int = 0
+) -> str:
+    """Cache ``duration_s`` seconds of windows for the file ``path`` (random latents, and random unit
+    retrieval embeddings of ``embedding_dim`` when the model has retrieval, so questions pay for
+    choosing windows by similarity); returns its id."""
     from heron.pipeline.sources import content_id, resolve_source
     from heron.types import MediaChunk
 
@@ -57,10 +61,17 @@ def write_synthetic_source(store, path: Path, duration_s: float, cfg, num_latent
     n_windows = math.ceil(duration_s / window_s - 1e-9)
     rng = np.random.default_rng(seed)
     bank = rng.standard_normal((16, num_latents, dim), dtype=np.float32).astype(np.float16)  # reused: timing only
+    vectors = rng.standard_normal((n_windows, embedding_dim), dtype=np.float32) if embedding_dim else None
+    chunks = []
     for index in range(n_windows):
         t_start = index * window_s
         t_end = min(t_start + (cfg.window_frames - 1) / cfg.fps, duration_s)
-        store.put_chunk(MediaChunk(source_id, index, t_start, t_end, bank[index % len(bank)]))
+        embedding = None if vectors is None else vectors[index] / np.linalg.norm(vectors[index])
+        chunks.append(MediaChunk(source_id, index, t_start, t_end, bank[index % len(bank)], embedding))
+        if len(chunks) == 256:
+            store.put_chunks(chunks)
+            chunks = []
+    store.put_chunks(chunks)
     store.set_source_info(source_id, duration_s=duration_s, n_windows=n_windows, complete=True)
     return source_id
 
@@ -111,6 +122,8 @@ def run(args) -> dict:
         cfg.device = args.device
     model = load_model(cfg.model, device=cfg.device, trainable="none")
     num_latents, dim = model.encoder.num_latents, model.encoder.dim
+    retrieval = model.encoder.retrieval
+    embedding_dim = 0 if retrieval is None else int(retrieval.embed_texts(["x"]).shape[-1])
     stage = EncodeStage(model)
     log(f"clips: two 2 s stand-ins for the synthetic sources, one {args.long_seconds:g} s clip for cached vs naive")
     short_file = make_clip(2, width=64, height=64, fps=4, seed=1)
@@ -123,7 +136,9 @@ def run(args) -> dict:
         minutes = {"1 min cached": 60.0, f"{args.stream_minutes:g} min cached": args.stream_minutes * 60.0}
         files = dict(zip(minutes, (short_file, long_file)))
         source_ids = {
-            name: write_synthetic_source(heron.latents, files[name], seconds, cfg.decode, num_latents, dim)
+            name: write_synthetic_source(
+                heron.latents, files[name], seconds, cfg.decode, num_latents, dim, embedding_dim=embedding_dim
+            )
             for name, seconds in minutes.items()
         }
         log("warm-up ask (starts Ray and the answer actor)")

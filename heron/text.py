@@ -2,6 +2,27 @@
 
 from __future__ import annotations
 
+# How a model names one of the windows it was given, counted from the first (the demo model's
+# answers to "when" questions; heron.pipeline.when maps them back to time).
+ORDINALS: tuple[str, ...] = (
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "eleventh",
+    "twelfth",
+    "thirteenth",
+    "fourteenth",
+    "fifteenth",
+    "sixteenth",
+)
+
 
 def plural(n: int, word: str, words: str | None = None) -> str:
     """``1 window``, ``2 windows`` (``words``: an irregular plural)."""

@@ -44,3 +44,5 @@ class MediaChunk:
     t_start: float
     t_end: float
     latents: np.ndarray
+    # float32 [p]: the window in the model's joint text-video space (unit length), when it has one
+    embedding: np.ndarray | None = None

@@ -167,6 +167,8 @@ def _answer_dict(answer) -> dict:
         "session": answer.session_id,
         "source_id": answer.source_id,
         "warnings": answer.warnings,
+        "evidence": [[round(a, 3), round(b, 3)] for a, b in answer.evidence],
+        "when": None if answer.when is None else [round(t, 3) for t in answer.when],
     }
 
 

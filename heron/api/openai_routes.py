@@ -247,6 +247,7 @@ def _heron_fields(answer: Answer) -> dict[str, Any]:
     return {
         "spans": [[[round(a, 3), round(b, 3)] for a, b in item] for item in answer.media_spans],
         "windows_used": answer.windows_used,
+        "evidence": [[round(a, 3), round(b, 3)] for a, b in answer.evidence],
         "warnings": answer.warnings,
         "session": answer.session_id,
     }

@@ -94,6 +94,9 @@ def _show(out: Output, result: dict, *, ranged: bool, gap: float, summary: str) 
     used = ", ".join(span(a, b) for a, b in merge_spans([tuple(s) for s in result["spans"]], gap=gap))
     whole = " (whole windows around the range)" if ranged else ""
     out.print(f"  used: {used}{whole}   session: {result['session']}")
+    cited = result.get("evidence") or []
+    if cited and len(cited) < len(result["spans"]):  # chosen by question: the windows most like it
+        out.print(f"  evidence: {', '.join(span(a, b) for a, b in cited)}")
     for warning in result.get("warnings", []):
         out.note(f"  note: {warning}")
     out.note(f"  {summary}")

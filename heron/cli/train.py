@@ -66,6 +66,17 @@ def evaluate(
     size: Annotated[int | None, typer.Option("--size", help="decode short side, px [default: training.json]")] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, ... [default: the model's]")] = None,
     threads: Annotated[int, typer.Option("--threads", help="torch CPU threads (0: torch's default)")] = 1,
+    pipeline: Annotated[
+        bool,
+        typer.Option(
+            "--pipeline", help="ask through the whole pipeline (Redis cache, window selection); on for long videos"
+        ),
+    ] = False,
+    selection: Annotated[
+        str | None, typer.Option("--selection", help="with --pipeline: evenly, similar or hybrid [default: config's]")
+    ] = None,
+    config: options.Config = None,
+    redis_url: options.RedisUrl = None,
     json: options.Json = False,
     quiet: Quiet = False,
     debug: options.Debug = False,
@@ -88,6 +99,19 @@ def evaluate(
     if threads > 0:
         torch.set_num_threads(threads)
     questions = read_questions(data_dir, split=split, limit=limit)  # a missing dataset fails before the model loads
+    if pipeline or any(q.category.startswith("long_") for q in questions):
+        report = _evaluate_pipeline(out, config, model_dir, questions, selection, redis_url, quiet or json)
+        report["model"], report["data"] = str(model_dir), str(data_dir)
+        if out_file:
+            with open(out_file, "w") as f:
+                jsonlib.dump(report, f, indent=1)
+        if out.json:
+            out.emit_json(report)
+        else:
+            from heron.service.evaluate import format_pipeline_report
+
+            out.print(format_pipeline_report(report))
+        return
     decode = decode_config_of(model_dir) or DecodeConfig()
     overrides = {k: v for k, v in (("fps", fps), ("window_frames", window_frames), ("size", size)) if v is not None}
     decode = dataclasses.replace(decode, **overrides)
@@ -153,3 +177,20 @@ def demo_model(
     out.configure(debug=debug)
     _quiet_transformers()
     build_demo_model(config, force=force, progress=not quiet)
+
+
+def _evaluate_pipeline(out: Output, config, model_dir, questions, selection, redis_url, quiet: bool) -> dict:
+    """``heron eval --pipeline``: every question asked through a Heron (heron.service.evaluate)."""
+    from tqdm import tqdm
+
+    from heron.service import Heron
+    from heron.service.evaluate import evaluate_pipeline
+
+    cfg = options.pipeline_config(config, model_dir, out)
+    if selection is not None:
+        cfg.answer = dataclasses.replace(cfg.answer, selection=selection)  # (checked: a typo is one line)
+    bar = tqdm(total=len(questions), unit="question", disable=quiet, desc="asking")
+    with Heron(cfg, redis_url=redis_url, progress=False) as heron:
+        report = evaluate_pipeline(heron, questions, on_progress=lambda done, _: bar.update(done - bar.n))
+    bar.close()
+    return report

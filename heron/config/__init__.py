@@ -13,6 +13,7 @@ from heron.config.model import (
     LMConfig,
     ModelConfig,
     ResamplerConfig,
+    RetrievalConfig,
     VisionConfig,
     load_config,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "LMConfig",
     "LiveConfig",
     "ModelConfig",
+    "RetrievalConfig",
     "PipelineConfig",
     "ResamplerConfig",
     "ServeConfig",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -67,6 +68,34 @@ def write_video(
             video_frame.time_base = time_base
             for packet in stream.encode(video_frame):
                 container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_video_chunks(
+    path: str | Path, chunks: Iterable[np.ndarray], *, fps: float, size: int | tuple[int, int], codec: str | None = None
+) -> Path:
+    """Encode frames that come in chunks (uint8 [n, H, W, 3] each, ``size`` = H = W or (H, W)) at a
+    constant ``fps``, so a video of any length is written without holding it in memory."""
+    path = Path(path)
+    height, width = (size, size) if isinstance(size, int) else size
+    codec_name, pix_fmt = DEFAULT_CODECS.get(path.suffix.lower(), ("libx264", "yuv420p"))
+    time_base = Fraction(1, round(fps))
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream(codec or codec_name, rate=Fraction(round(fps * 1000), 1000))
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.time_base = stream.codec_context.time_base = time_base
+        written = 0
+        for chunk in chunks:
+            if chunk.dtype != np.uint8 or chunk.shape[1:] != (height, width, 3):
+                raise ValueError(f"frames must be uint8 [n, {height}, {width}, 3], got {chunk.dtype} {chunk.shape}")
+            for frame in chunk:
+                video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+                video_frame.pts, video_frame.time_base = written, time_base
+                written += 1
+                for packet in stream.encode(video_frame):
+                    container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
     return path

@@ -17,6 +17,7 @@ from heron.config import ResamplerConfig
 from heron.encoders.inference import eval_mode
 from heron.encoders.preprocess import check_frames
 from heron.encoders.resampler import PerceiverResampler
+from heron.encoders.retrieval import RetrievalEmbedder
 from heron.encoders.spatial_values import SpatialValues
 from heron.encoders.time_embeddings import TimeEmbeddings
 from heron.encoders.vision import VisionBackbone
@@ -29,6 +30,8 @@ class VisualEncoder(nn.Module):
     def __init__(self, backbone: VisionBackbone, cfg: ResamplerConfig):
         super().__init__()
         self.backbone = backbone
+        # windows and questions in a joint text-video space (set by the builder when configured)
+        self.retrieval: RetrievalEmbedder | None = None
         self.time_embeddings = TimeEmbeddings(max_frames=cfg.max_frames, dim=backbone.dim)
         self.spatial_values = (
             SpatialValues(

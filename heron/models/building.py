@@ -25,6 +25,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from heron.config import LMConfig, ModelConfig, from_dict, load_config, read_yaml, to_dict
 from heron.config.model_source import resolve_model_source
+from heron.encoders.retrieval import RetrievalEmbedder
 from heron.encoders.vision import VisionBackbone
 from heron.encoders.visual_encoder import VisualEncoder
 from heron.errors import CheckpointMismatchError, ConfigError
@@ -73,8 +74,12 @@ def backbone_errors(part: str, name: str) -> Iterator[None]:
 
 
 def new_encoder(cfg: ModelConfig) -> VisualEncoder:
-    """The vision side (tower, time embeddings, resampler), from the current random state."""
-    return VisualEncoder(VisionBackbone(cfg.vision), cfg.resampler)
+    """The vision side (tower, time embeddings, resampler), from the current random state, with
+    the retrieval embedder when the config names one (loaded last: it draws no random numbers
+    that Heron's own layers would)."""
+    encoder = VisualEncoder(VisionBackbone(cfg.vision), cfg.resampler)
+    encoder.retrieval = RetrievalEmbedder.load(cfg.retrieval)
+    return encoder
 
 
 def build_encoder(cfg: ModelConfig) -> VisualEncoder:
@@ -104,7 +109,7 @@ def resize_embeddings(lm: torch.nn.Module, vocab_size: int) -> None:
 def heron_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Heron's own weights (everything not in the vision tower or the base LM)."""
     state = model.state_dict()
-    own = {k: v for k, v in state.items() if not k.startswith(("encoder.backbone.", "lm."))}
+    own = {k: v for k, v in state.items() if not k.startswith(("encoder.backbone.", "encoder.retrieval.", "lm."))}
     own.update({k: v for k, v in state.items() if k.startswith("lm.") and ".gated_cross_attn_layer." in k})
     return own
 
@@ -131,7 +136,7 @@ def apply_freezing(model: torch.nn.Module, trainable: Trainable = "connector") -
     none:       nothing trains (inference).
     """
     for name, param in model.named_parameters():
-        if name.startswith("encoder.backbone."):
+        if name.startswith(("encoder.backbone.", "encoder.retrieval.")):  # frozen towers
             param.requires_grad_(False)
         elif name.startswith("lm.") and ".gated_cross_attn_layer." not in name:
             param.requires_grad_(trainable == "end_to_end")
@@ -168,7 +173,7 @@ def resolve(path_or_config: str | Path | ModelConfig) -> tuple[ModelConfig, Path
 
 def _directory_config(directory: Path) -> ModelConfig:
     cfg = from_dict(ModelConfig, read_yaml(directory / CONFIG_FILE), f"{directory / CONFIG_FILE}")
-    for part in (cfg.vision, cfg.lm):  # saved backbones are referenced relative to the directory
+    for part in (cfg.vision, cfg.lm, cfg.retrieval):  # saved backbones are referenced relative to the directory
         if part.name_or_path and (directory / part.name_or_path).is_dir():
             part.name_or_path = str(directory / part.name_or_path)
     cfg.lm.tokenizer = str(directory)
@@ -178,15 +183,22 @@ def _directory_config(directory: Path) -> ModelConfig:
 def load_encoder_weights(encoder: VisualEncoder, weights: Path) -> None:
     """Load the ``encoder.*`` part of a model directory's weights (strictly, backbone aside)."""
     saved = {k[len("encoder.") :]: v for k, v in load_file(str(weights)).items() if k.startswith("encoder.")}
-    expected = {k: v for k, v in encoder.state_dict().items() if not k.startswith("backbone.")}
+    expected = {k: v for k, v in encoder.state_dict().items() if not k.startswith(("backbone.", "retrieval."))}
     check_keys(str(weights), saved, expected)
     encoder.load_state_dict(saved, strict=False)
 
 
+# Zero-initialised additions: a checkpoint saved before the config enabled one is that same model
+# with the addition still at zero (it changes nothing until trained), so its absence is no error.
+ZERO_INIT_OPTIONAL = ("window_order",)
+
+
 def load_heron_weights(model: torch.nn.Module, path: Path) -> None:
-    """Load ``model.safetensors`` strictly: any missing, unexpected or mis-shaped key is an error."""
+    """Load ``model.safetensors`` strictly: any missing, unexpected or mis-shaped key is an error
+    (except a zero-initialised addition the checkpoint predates, ``ZERO_INIT_OPTIONAL``)."""
     saved = load_file(str(path))
-    check_keys(str(path), saved, heron_state_dict(model))
+    expected = heron_state_dict(model)
+    check_keys(str(path), saved, {k: v for k, v in expected.items() if k not in ZERO_INIT_OPTIONAL or k in saved})
     model.load_state_dict(saved, strict=False)
 
 
@@ -207,6 +219,13 @@ def write_model_dir(model, directory: str | Path, *, save_backbones: bool | None
         base = {k: v for k, v in model.lm.state_dict().items() if ".gated_cross_attn_layer." not in k}
         model.lm.save_pretrained(directory / "lm", state_dict=base)
         cfg.lm.name_or_path, cfg.lm.init, cfg.lm.architecture = "lm", {}, None
+    retrieval = model.encoder.retrieval
+    # saved like a backbone, and by default whenever it is a local folder (the recipe's, under build/)
+    if retrieval is not None and (
+        save_backbones or (save_backbones is None and Path(cfg.retrieval.name_or_path).is_dir())
+    ):
+        retrieval.save_pretrained(directory / "retrieval")
+        cfg.retrieval.name_or_path = "retrieval"
     cfg.lm.tokenizer = None  # the tokenizer is saved next to heron.yaml
     model.tokenizer.save_pretrained(directory)
     weights = {k: v.detach().contiguous().cpu() for k, v in heron_state_dict(model).items()}

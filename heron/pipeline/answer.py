@@ -24,8 +24,11 @@ import numpy as np
 
 from heron.config import AnswerConfig
 from heron.errors import EmptyQuestionError, EmptyVideoError, HeronError
-from heron.pipeline.prompts import evenly_spaced, question_prompt
+from heron.pipeline.prompts import question_prompt
+from heron.pipeline.selection import evidence, select_windows
+from heron.pipeline.when import is_when_question, resolve_when, when_text
 from heron.state import DialogueStore, LatentStore
+from heron.tokens import END_OF_CHUNK_TOKEN, IMAGE_TOKEN
 
 if TYPE_CHECKING:  # the driver imports this module for Answer; only the actor needs torch
     from heron.models.heron_model import HeronModel
@@ -100,6 +103,10 @@ class Answer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str = "stop"  # "stop" (EOS, end of chunk or a stop string) or "length"
+    # The windows that hold the answer's evidence: those used that are most similar to the question
+    # (all used, when the model has no retrieval embeddings), best first; a "when" answer's window.
+    evidence: list[tuple[float, float]] = field(default_factory=list)
+    when: tuple[float, float] | None = None  # a "when" question's answer as a span of the video (s)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,6 +124,7 @@ class _Prepared:
     prompt: str
     media: list[np.ndarray]  # per item: latents [k*R, d]
     spans: list[list[tuple[float, float]]]
+    evidence: list[tuple[float, float]]  # of the first media item, best first
     history: list[tuple[str, str]]
     damaged: list[tuple[float, float]]  # spans of the media's range that decoding had to skip (s)
 
@@ -147,7 +155,7 @@ class AnswerStage:
 
     def prepare(self, request: AnswerRequest) -> _Prepared:
         """Read the windows each media item needs (only those: cost stays flat in stream length)."""
-        media, spans = self._media(request.media)
+        media, spans, cited = self._media(request.media, request.question or _text_of(request.prompt))
         damaged = [
             span for ref in request.media for span in self.latents.damaged_spans(ref.source_id, ref.start, ref.end)
         ]
@@ -159,23 +167,39 @@ class AnswerStage:
                 (q.text, a.text) for q, a in zip(turns[::2], turns[1::2]) if q.role == "user" and a.role == "assistant"
             ]
             prompt = question_prompt(request.question, history)
-        return _Prepared(request, prompt, media, spans, history, damaged)
+        return _Prepared(request, prompt, media, spans, cited, history, damaged)
 
-    def _media(self, refs: list[MediaRef]) -> tuple[list[np.ndarray], list[list[tuple[float, float]]]]:
-        """Per media item: the chosen windows' latents concatenated [k*R, d], and their spans."""
-        media, spans = [], []
+    def _media(
+        self, refs: list[MediaRef], query: str = ""
+    ) -> tuple[list[np.ndarray], list[list[tuple[float, float]]], list[tuple[float, float]]]:
+        """Per media item: the chosen windows' latents concatenated [k*R, d] and their spans; and
+        the first item's evidence spans. Windows are chosen by ``answer.selection``
+        (heron.pipeline.selection) against ``query``, reading only the chosen ones' latents."""
+        media, spans, cited = [], [], []
         for ref in refs:
             found = self.latents.window_spans(ref.source_id, ref.start, min(ref.end, 1e12))  # times only
             if not found:
                 raise EmptyVideoError(
                     f"no encoded windows of source {ref.source_id} between {ref.start:g} s and {ref.end:g} s"
                 )
-            chosen = self.latents.get_chunks(
-                ref.source_id, [found[i][0] for i in evenly_spaced(len(found), self.cfg.max_windows)]
-            )
+            scores = self._scores(ref.source_id, [index for index, _, _ in found], query)  # [n] or None
+            picked = select_windows(scores, len(found), self.cfg.max_windows, self.cfg.selection)
+            chosen = self.latents.get_chunks(ref.source_id, [found[i][0] for i in picked])
             media.append(np.concatenate([c.latents for c in chosen]).astype(np.float32))  # [k*R, d]
             spans.append([(c.t_start, c.t_end) for c in chosen])
-        return media, spans
+            if not cited:
+                cited = [found[i][1:] for i in evidence(scores, picked, self.cfg.evidence_windows)]
+        return media, spans, cited
+
+    def _scores(self, source_id: str, indices: list[int], query: str) -> np.ndarray | None:
+        """Cosine similarity [n] of each window to ``query``; None without retrieval (or a query)."""
+        retrieval = self.model.encoder.retrieval
+        if retrieval is None or not query.strip():
+            return None
+        windows = self.latents.embeddings(source_id, indices)  # [n, p]
+        if windows is None:
+            return None
+        return windows @ retrieval.embed_texts([query])[0].cpu().numpy()
 
     # --- scoring --------------------------------------------------------------------------------
 
@@ -189,7 +213,7 @@ class AnswerStage:
         for i, request in enumerate(requests):
             try:
                 if request.media not in media_of:
-                    media_of[request.media] = self._media(list(request.media))[0]
+                    media_of[request.media] = self._media(list(request.media), _text_of(request.prompt))[0]
                 groups.setdefault(request.choices, []).append((i, request.prompt, media_of[request.media]))
             except HeronError as error:
                 results[i] = error
@@ -228,19 +252,23 @@ class AnswerStage:
             )
             limits = [self._limit(p.request) for _, p in ready]
             rows = [_Row(self.model, p.request.stop, limit) for (_, p), limit in zip(ready, limits)]
+            # a "when" answer is rewritten from the window it names to that window's time: sent whole
+            held = [is_when_question(p.request.question) for _, p in ready]
             steps = self.model.decode_steps(
                 batch, max_new_tokens=limits, sampling=[p.request.sampling or SamplingConfig() for _, p in ready]
             )
             for tokens in steps:
-                for row, (i, _), token in zip(rows, ready, tokens.tolist()):
+                for row, (i, _), hold, token in zip(rows, ready, held, tokens.tolist()):
                     delta = row.add(token)
-                    if delta and on_text is not None:
+                    if delta and on_text is not None and not hold:
                         on_text(i, delta)
                 if all(row.done for row in rows):
                     break
             prompt_tokens = batch.attention_mask.sum(-1).tolist()
-            for (i, prepared), row, used in zip(ready, rows, prompt_tokens):
-                results[i] = self._finish(prepared, row, int(used), time.perf_counter() - clock)
+            for (i, prepared), row, used, hold in zip(ready, rows, prompt_tokens, held):
+                results[i] = answer = self._finish(prepared, row, int(used), time.perf_counter() - clock)
+                if hold and on_text is not None and answer.text:
+                    on_text(i, answer.text)
         return results
 
     def _limit(self, request: AnswerRequest) -> int:
@@ -248,8 +276,11 @@ class AnswerStage:
 
     def _finish(self, prepared: _Prepared, row: _Row, prompt_tokens: int, seconds: float) -> Answer:
         request = prepared.request
-        text = row.text
+        text, cited = row.text, prepared.evidence
         spans = [span for item in prepared.spans for span in item]
+        when = resolve_when(text, prepared.spans[0]) if is_when_question(request.question) and prepared.spans else None
+        if when is not None:
+            text, cited = when_text(when), [when]
         if request.question is not None:
             ref = request.media[0]
             self.dialogue.append_turns(
@@ -289,6 +320,8 @@ class AnswerStage:
             prompt_tokens=prompt_tokens,
             completion_tokens=len(row.tokens),
             finish_reason=row.finish_reason,
+            evidence=cited,
+            when=when,
         )
 
 
@@ -334,6 +367,13 @@ class _Row:
             return ""
         delta, self.text = text[len(self.text) :], text
         return delta
+
+
+def _text_of(prompt: str) -> str:
+    """What a chat prompt asks, for retrieval: its last question (the text after its last media)."""
+    for marker in (END_OF_CHUNK_TOKEN, IMAGE_TOKEN):
+        prompt = prompt.rsplit(marker, 1)[-1]
+    return prompt.replace("Question:", "").replace("Answer:", "").strip()
 
 
 def _partial_stop(text: str, stops: tuple[str, ...]) -> int:

@@ -1,4 +1,5 @@
-"""Encode stage: windows of frames → MediaChunks (visual latents), frames batched across windows."""
+"""Encode stage: windows of frames → MediaChunks (visual latents, and retrieval embeddings when the
+model has them), frames batched across windows."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class EncodeStage:
 
     def __init__(self, model: VisualEncoder | HeronModel):
         self.model = model.eval()
+        encoder = model.encoder if isinstance(model, HeronModel) else model
+        self.retrieval = encoder.retrieval  # also embeds each window for question-aware selection
         self.windows_encoded = 0  # counters for reports and tests (this process only)
         self.calls = 0
 
@@ -37,13 +40,19 @@ class EncodeStage:
         for i, batch in enumerate(batches):
             groups[batch.frames.shape].append(i)
         latents: list[np.ndarray | None] = [None] * len(batches)
+        embeddings: list[np.ndarray | None] = [None] * len(batches)
         for indices in groups.values():
             frames = torch.from_numpy(np.stack([batches[i].frames for i in indices]))  # [B, T, H, W, 3]
             out = self.model.encode(frames).float().cpu().numpy()  # [B, R, d]
+            found = self.retrieval.embed_windows(frames).cpu().numpy() if self.retrieval is not None else None  # [B, p]
             for row, i in enumerate(indices):
                 latents[i] = out[row]
+                embeddings[i] = None if found is None else found[row]
         self.windows_encoded += len(batches)
-        return [MediaChunk(b.source_id, b.index, b.t_start, b.t_end, lat) for b, lat in zip(batches, latents)]
+        return [
+            MediaChunk(b.source_id, b.index, b.t_start, b.t_end, lat, emb)
+            for b, lat, emb in zip(batches, latents, embeddings)
+        ]
 
     def counters(self) -> dict[str, int]:
         return {"calls": self.calls, "windows_encoded": self.windows_encoded}

@@ -50,6 +50,8 @@ class AskResult:
             "ingest": asdict(self.ingest),
             "seconds": round(self.seconds, 3),
             "warnings": self.answer.warnings,
+            "evidence": [[round(a, 3), round(b, 3)] for a, b in self.answer.evidence],
+            "when": None if self.answer.when is None else [round(t, 3) for t in self.answer.when],
         }
 
     def summary(self) -> str:

@@ -9,6 +9,7 @@ gets another's latents. Per source (one hash tag, so one cluster slot):
     src:{fp:source}:span        sorted set: "max" -> the longest window (widens range queries)
     src:{fp:source}:meta        hash: settings, duration, n_windows, complete, name, fmt
     src:{fp:source}:damage      hash: start -> end (s) of each span decoding had to skip
+    src:{fp:source}:emb         hash: window index -> fp16 bytes of its retrieval embedding [p]
 
 and two namespace-wide indexes, ``sources:<fp>`` (the source ids of a fingerprint) and
 ``fingerprints`` (fingerprint -> its settings), so every cached source can be listed whatever
@@ -112,6 +113,8 @@ class LatentStore:
             pipe.zadd(self._key(chunk.source_id, "times"), {str(chunk.index): chunk.t_start})
             # ZADD GT keeps the longest window atomically; range queries widen their search by it.
             pipe.zadd(self._key(chunk.source_id, "span"), {"max": chunk.t_end - chunk.t_start}, gt=True)
+            if chunk.embedding is not None:
+                pipe.hset(self._key(chunk.source_id, "emb"), str(chunk.index), _encode_embedding(chunk, record))
         for source_id in {chunk.source_id for chunk in chunks}:
             pipe.hset(self._key(source_id, "meta"), mapping=self._meta_base(source_id))
         pipe.execute()
@@ -206,6 +209,19 @@ class LatentStore:
         return spans
 
     @redis_errors_translated
+    def embeddings(self, source_id: str, indices: list[int]) -> np.ndarray | None:
+        """float32 [n, p]: the retrieval embeddings of windows ``indices`` (in that order); None
+        when any of them has none (a model without retrieval, or windows cached before it had)."""
+        if not indices:
+            return None
+        found = self.db.client.hmget(self._key(source_id, "emb"), [str(i) for i in indices])
+        if any(f is None for f in found) or len({len(f) for f in found}) != 1:
+            return None
+        return (
+            np.frombuffer(b"".join(found), dtype=_WIRE_DTYPES[LATENT_DTYPE]).reshape(len(found), -1).astype(np.float32)
+        )
+
+    @redis_errors_translated
     def cached_indices(self, source_id: str) -> set[int]:
         """Indices of every cached window of ``source_id`` (no latents read)."""
         return {int(member) for member in self.db.client.zrange(self._key(source_id, "times"), 0, -1)}
@@ -293,7 +309,7 @@ class LatentStore:
         client = self.db.client
         members = client.zrange(self._key(source_id, "times"), 0, -1)
         keys = [self._chunk_key(source_id, int(member)) for member in members]
-        keys += [self._key(source_id, part) for part in ("meta", "times", "span", "damage")]
+        keys += [self._key(source_id, part) for part in ("meta", "times", "span", "damage", "emb")]
         deleted = client.unlink(*keys)
         client.srem(self._sources_key(), source_id)
         return int(deleted)
@@ -327,7 +343,8 @@ class LatentStore:
         pipe = self.db.client.pipeline(transaction=True)
         pipe.unlink(*[self._chunk_key(source_id, i) for i in indices])
         pipe.zrem(self._key(source_id, "times"), *[str(i) for i in indices])
-        deleted, _ = pipe.execute()
+        pipe.hdel(self._key(source_id, "emb"), *[str(i) for i in indices])
+        deleted, *_ = pipe.execute()
         return int(deleted)
 
     def _decode_or_drop(self, source_id: str, index: int, key: str, record: dict[bytes, bytes]) -> MediaChunk | None:
@@ -371,6 +388,13 @@ def _encode_chunk(chunk: MediaChunk, key: str) -> dict[str, str | bytes]:
         "t_end": repr(float(chunk.t_end)),
         "latents": latents.astype(_WIRE_DTYPES[LATENT_DTYPE]).tobytes(),
     }
+
+
+def _encode_embedding(chunk: MediaChunk, key: str) -> bytes:
+    embedding = np.asarray(chunk.embedding, dtype=np.float32)
+    if embedding.ndim != 1 or not np.isfinite(embedding).all():
+        raise StateStoreError(f"the embedding of {key} must be a finite 1-D vector, got shape {embedding.shape}")
+    return embedding.astype(_WIRE_DTYPES[LATENT_DTYPE]).tobytes()
 
 
 def _decode_chunk(source_id: str, index: int, key: str, record: dict[bytes, bytes]) -> MediaChunk:

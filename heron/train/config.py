@@ -42,6 +42,9 @@ class DataConfig:
     captions: str | None = None
     # Likewise for the validation clips: a stage's `val:` names it to measure caption loss.
     val_captions: str | None = None
+    # Where the demo recipe writes the question-answer samples of its long training videos (each
+    # given whole, several windows in one media item); a stage names it in its `train:` list.
+    long_train: str | None = None
     frame_cache: str | None = None  # folder for decoded uint8 frames (.npy); None = decode each time
     # Keep the frozen vision tower's features of every media item in RAM after first use. The tower
     # is frozen in both stages, so this changes no number, only the time (tested).
@@ -115,7 +118,9 @@ class TokenizerPretrainConfig:
 class VisionPretrainConfig:
     out: str = "build/backbones/vision"  # CLIPVisionModel.save_pretrained folder
     init: dict[str, Any] = field(default_factory=dict)  # CLIPVisionConfig kwargs of the tower
-    text_init: dict[str, Any] = field(default_factory=dict)  # CLIPTextConfig kwargs (thrown away after)
+    text_init: dict[str, Any] = field(default_factory=dict)  # CLIPTextConfig kwargs
+    # Where the whole CLIP (both towers) is also saved; the retrieval step starts from it. None: not kept.
+    clip_out: str | None = None
     projection_dim: int = 64  # shared embedding width of the contrastive loss
     caption_grid: int = 3  # frame captions place objects on a grid x grid (3 or 5) layout
     clips: int = 2000  # training clips whose frames are used
@@ -148,6 +153,27 @@ class SyntheticDataConfig:
     size: int = 96  # frame side of the generated videos, px
     frames: int = 16
     fps: float = 8.0
+    # Long videos (heron.data.synthetic.long): training ones short enough to be given whole
+    # (`train.data.long_train` samples), and a test split for `heron eval` (docs/long_videos.md).
+    long_train_videos: int = 0
+    long_train_seconds: tuple[float, float] = (8.0, 32.0)
+    long_train_events: tuple[int, int] = (2, 4)
+    long_test_videos: int = 0
+    long_test_seconds: tuple[float, float] = (300.0, 300.0)
+    long_test_events: tuple[int, int] = (3, 5)
+
+
+@dataclass
+class RetrievalPretrainConfig:
+    """The retrieval text tower of the demo model: the vision pretraining's CLIP (both towers)
+    tuned on question-like texts with its vision tower frozen (LiT), docs/long_videos.md."""
+
+    out: str = "build/backbones/retrieval"  # CLIPModel.save_pretrained folder (+ tokenizer)
+    clips: int = 1500  # training clips whose frames are used
+    steps: int = 800
+    batch_size: int = 256  # frames (and as many texts) per step
+    lr: float = 1e-3
+    warmup_steps: int = 50
 
 
 @dataclass
@@ -158,6 +184,7 @@ class PretrainConfig:
     tokenizer: TokenizerPretrainConfig = field(default_factory=TokenizerPretrainConfig)
     vision: VisionPretrainConfig = field(default_factory=VisionPretrainConfig)
     lm: LMPretrainConfig = field(default_factory=LMPretrainConfig)
+    retrieval: RetrievalPretrainConfig | None = None  # None: the model gets no retrieval tower
 
 
 @dataclass

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from heron.config import DecodeConfig
+from heron.config.model_source import find_path
 from heron.data.synthetic.config import NUMBER_WORDS
 from heron.errors import ConfigError
 from heron.models.heron_model import HeronModel
@@ -47,6 +48,7 @@ class Question:
     answer: str
     category: str
     choices: tuple[str, ...]
+    evidence: tuple[tuple[float, float], ...] = ()  # spans (s) that hold the answer (long videos)
 
     @property
     def group(self) -> str:
@@ -84,6 +86,7 @@ def read_questions(data: str | Path, *, split: str = "test", limit: int | None =
                 item["answer"],
                 item.get("category", "all"),
                 tuple(item.get("choices", ())),
+                tuple((float(a), float(b)) for a, b in item.get("evidence", ())),
             )
         )
         if limit is not None and len(out) >= limit:
@@ -277,8 +280,10 @@ def evaluate(
 
 
 def decode_config_of(model_dir: str | Path) -> DecodeConfig | None:
-    """The decode settings a trained model was trained with (its training.json), if recorded."""
-    path = Path(model_dir) / TRAINING_FILE
+    """The decode settings a trained model was trained with (its training.json), if recorded; the
+    directory is found as ``load_model`` finds it (also from outside the repository root)."""
+    found = find_path(model_dir)
+    path = (found if found is not None else Path(model_dir)) / TRAINING_FILE
     if not path.is_file():
         return None
     return DecodeConfig(**json.loads(path.read_text())["decode"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ from heron.data.synthetic import ClipMetadata, make_frame_caption
 from heron.encoders.preprocess import preprocess
 from heron.encoders.vision import preprocess_settings
 from heron.models.tokenizer import END_OF_CHUNK_TOKEN, EOS_TOKEN, IMAGE_TOKEN, PAD_TOKEN
-from heron.train.config import LMPretrainConfig, VisionPretrainConfig
+from heron.train.config import LMPretrainConfig, RetrievalPretrainConfig, VisionPretrainConfig
 from heron.train.dataset import MediaLoader, MediaRef
 from heron.train.schedule import warmup_cosine
 
@@ -137,14 +138,20 @@ def frame_caption_pairs(
     grid: int = 3,
     progress: bool = True,
 ) -> tuple[np.ndarray, list[str]]:
-    """Decoded frames uint8 [N, H, W, 3] of the first ``limit`` clips and what each one shows.
+    """Decoded frames uint8 [N, H, W, 3] of the first ``limit`` clips and what each one shows."""
+    frames, scenes = frame_scenes(clips_file, decode, limit=limit, cache_dir=cache_dir, progress=progress)
+    return frames, [make_frame_caption(meta, index, grid=grid) for meta, index in scenes]
 
-    A sampled frame at time t (seconds from the clip start) is frame round(t * clip fps) of the
-    scene, whose objects and positions are in clips.jsonl.
-    """
+
+def frame_scenes(
+    clips_file: str | Path, decode: DecodeConfig, *, limit: int, cache_dir: str | None = None, progress: bool = True
+) -> tuple[np.ndarray, list[tuple[ClipMetadata, int]]]:
+    """Decoded frames uint8 [N, H, W, 3] of the first ``limit`` clips, and per frame its scene
+    and frame index: a sampled frame at time t (seconds from the clip start) is frame
+    round(t * clip fps) of the scene, whose objects and positions are in clips.jsonl."""
     clips_file = Path(clips_file)
     loader = MediaLoader(decode, cache_dir)
-    frames, captions = [], []
+    frames, scenes = [], []
     lines = clips_file.read_text().splitlines()[:limit]
     for line in tqdm(lines, desc="frames for vision pretraining", disable=not progress, unit="clip"):
         record = json.loads(line)
@@ -154,20 +161,21 @@ def frame_caption_pairs(
         )
         clip_frames = np.concatenate(windows)
         for k, frame in enumerate(clip_frames):
-            index = min(meta.config.num_frames - 1, round(k / decode.fps * meta.config.fps))
             frames.append(frame)
-            captions.append(make_frame_caption(meta, index, grid=grid))
-    return np.stack(frames), captions
+            scenes.append((meta, min(meta.config.num_frames - 1, round(k / decode.fps * meta.config.fps))))
+    return np.stack(frames), scenes
 
 
 def _clip_loss(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
-    """CLIP's symmetric contrastive loss; pairs with identical captions all count as positives."""
+    """CLIP's symmetric contrastive loss; every pair ``same`` marks (bool [images, texts], e.g.
+    identical captions) counts as a positive; each row and column needs one."""
     image, text = F.normalize(image, dim=-1), F.normalize(text, dim=-1)
     logits = scale.exp().clamp(max=100) * image @ text.T  # [N, N]
-    target = same.float() / same.float().sum(-1, keepdim=True)
+    by_image = same.float() / same.float().sum(-1, keepdim=True)
+    by_text = same.T.float() / same.T.float().sum(-1, keepdim=True)
     return 0.5 * (
-        torch.sum(-target * logits.log_softmax(-1), -1).mean()
-        + torch.sum(-target * logits.T.log_softmax(-1), -1).mean()
+        torch.sum(-by_image * logits.log_softmax(-1), -1).mean()
+        + torch.sum(-by_text * logits.T.log_softmax(-1), -1).mean()
     )
 
 
@@ -218,6 +226,10 @@ def pretrain_vision(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         bar.set_postfix(loss=f"{loss.item():.4f}")
+    if cfg.clip_out:
+        clip.eval()
+        clip.save_pretrained(cfg.clip_out)
+        tokenizer.save_pretrained(cfg.clip_out)
     tower = CLIPVisionModel(CLIPVisionConfig(**cfg.init))
     tower.load_state_dict(clip.vision_model.state_dict())  # strict: the same tower, now on its own
     tower.eval()
@@ -226,5 +238,91 @@ def pretrain_vision(
         json.dumps(
             {"final_loss": round(loss.item(), 5), "steps": cfg.steps, "frames": len(frames), "captions": len(vocab)}
         )
+    )
+    return Path(cfg.out)
+
+
+# --- retrieval text tower ------------------------------------------------------------------------
+
+
+def retrieval_texts(meta: ClipMetadata, frame: int, rng: np.random.Generator) -> tuple[str, Callable[[set], bool]]:
+    """A question-like text about what ``frame`` shows, and which frames it is true of (a test
+    on a frame's set of (colour, shape) pairs): the retrieval tower learns to find the frames a
+    question is about from the way questions are asked ("is there a red square in the video?",
+    "what color is the square?", "which appeared first, the square or the circle?")."""
+    shown = [(o.color, o.shape) for o in meta.objects if o.visible(frame)]
+    if not shown:
+        return "nothing", lambda pairs: not pairs
+    color, shape = shown[int(rng.integers(len(shown)))]
+    others = [s for s in meta.config.shapes if s != shape]
+    other = others[int(rng.integers(len(others)))]
+    forms: list[tuple[str, Callable[[set], bool]]] = [
+        (f"{color} {shape}", lambda pairs: (color, shape) in pairs),
+        (f"is there a {color} {shape} in the video?", lambda pairs: (color, shape) in pairs),
+        (f"when does the {color} {shape} appear?", lambda pairs: (color, shape) in pairs),
+        (f"which direction does the {color} {shape} move?", lambda pairs: (color, shape) in pairs),
+        (f"what color is the {shape}?", lambda pairs: any(s == shape for _, s in pairs)),
+        (f"what shape is the {color} object?", lambda pairs: any(c == color for c, _ in pairs)),
+        (
+            f"which appeared first, the {color} {shape} or the {other}?",
+            lambda pairs: (color, shape) in pairs or any(s == other for _, s in pairs),
+        ),
+    ]
+    return forms[int(rng.integers(len(forms)))]
+
+
+def pretrain_retrieval(
+    cfg: RetrievalPretrainConfig,
+    clip_dir: str | Path,
+    tokenizer: PreTrainedTokenizerFast,
+    frames: np.ndarray,
+    scenes: list[tuple[ClipMetadata, int]],
+    *,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Tune the text side of the CLIP at ``clip_dir`` on question-like texts (vision tower frozen,
+    its pooled outputs computed once): frames [N, H, W, 3] with, per frame, (its scene, frame index).
+    Saves the whole CLIP (and the tokenizer) to ``cfg.out``: the model's retrieval embedder."""
+    torch.manual_seed(seed)
+    clip = CLIPModel.from_pretrained(clip_dir)
+    settings = preprocess_settings(VisionConfig(kind="clip", image_size=clip.config.vision_config.image_size), clip)
+    clip.vision_model.requires_grad_(False)
+    with torch.no_grad():
+        pooled = torch.cat(
+            [
+                clip.vision_model(
+                    pixel_values=preprocess(torch.from_numpy(frames[i : i + 512]), settings, torch.float32)
+                ).pooler_output
+                for i in range(0, len(frames), 512)
+            ]
+        )  # [N, d_vision]
+    pairs = [{(o.color, o.shape) for o in meta.objects if o.visible(t)} for meta, t in scenes]
+    trainable = [p for p in clip.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    rng = np.random.default_rng(seed)
+    clip.train()
+    bar = tqdm(range(cfg.steps), desc="pretrain retrieval (text tower)", disable=not progress, unit="step")
+    for step in bar:
+        pick = rng.integers(len(frames), size=cfg.batch_size)
+        texts, tests = zip(*(retrieval_texts(*scenes[i], rng) for i in pick))
+        truth = torch.tensor([[test(pairs[j]) for j in pick] for test in tests])  # [texts, frames]
+        tokens = tokenizer([t + tokenizer.eos_token for t in texts], padding=True, return_tensors="pt")
+        text = clip.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+        text = text if isinstance(text, torch.Tensor) else text.pooler_output
+        image = clip.visual_projection(pooled[torch.from_numpy(pick)])
+        loss = _clip_loss(image, text, clip.logit_scale, truth.T)
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * warmup_cosine(step, total=cfg.steps, warmup=cfg.warmup_steps, min_ratio=0.1)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    clip.eval()
+    clip.save_pretrained(cfg.out)
+    tokenizer.save_pretrained(cfg.out)
+    (Path(cfg.out) / "pretrain.json").write_text(
+        json.dumps({"final_loss": round(loss.item(), 5), "steps": cfg.steps, "frames": len(frames)})
     )
     return Path(cfg.out)

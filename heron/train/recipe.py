@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from heron.data.synthetic import ClipConfig, ClipMetadata, generate_dataset, make_caption, make_frame_caption
+from heron.data.synthetic.long import LongConfig, generate_long_dataset
 from heron.errors import ConfigError
 from heron.models.tokenizer import IMAGE_TOKEN
 from heron.train.config import RunConfig, load_run_config
@@ -47,11 +48,37 @@ def make_data(run: RunConfig, *, force: bool = False, progress: bool = True) -> 
         "frames": data.frames,
         "fps": data.fps,
     }
+    if data.long_train_videos or data.long_test_videos:  # (so a stamp from before long videos stays valid)
+        wanted["long"] = [
+            data.long_train_videos,
+            list(data.long_train_seconds),
+            list(data.long_train_events),
+            data.long_test_videos,
+            list(data.long_test_seconds),
+            list(data.long_test_events),
+        ]
     if force or not stamp.exists() or json.loads(stamp.read_text()) != wanted:
         for split, n in (("train", data.train_clips), ("val", data.val_clips), ("test", data.test_clips)):
             generate_dataset(root, n, data.seed, split=split, clip=clip, progress=progress)
+        for split, n, seconds, events in (
+            ("train", data.long_train_videos, data.long_train_seconds, data.long_train_events),
+            ("test", data.long_test_videos, data.long_test_seconds, data.long_test_events),
+        ):
+            if n:
+                long = LongConfig(
+                    duration_s=tuple(seconds), events=tuple(events), window_s=data.frames / data.fps, clip=clip
+                )
+                generate_long_dataset(root / "long", n, data.seed, split=split, cfg=long, progress=progress)
         stamp.write_text(json.dumps(wanted))
     manifests = {split: root / split / "manifest.jsonl" for split in ("train", "val", "test")}
+    for split, n in (("long_train", data.long_train_videos), ("long_test", data.long_test_videos)):
+        if n:
+            manifests[split] = root / "long" / split.removeprefix("long_") / "manifest.jsonl"
+    if run.train.data.long_train:
+        if "long_train" not in manifests:
+            raise ConfigError(f"{run.source}: train.data.long_train is set but pretrain.data.long_train_videos is 0")
+        # two turns per sample: more samples per video, so they are a fair share of a mixed stage
+        write_qa_samples(manifests["long_train"], run.train.data.long_train, seed=run.train.seed, max_turns=2)
     write_qa_samples(
         manifests["train"],
         run.train.data.train,
@@ -99,6 +126,18 @@ def text_corpus(manifest: str | Path, *, seed: int = 0, grid: int = 3) -> tuple[
     return texts, sorted(frame_captions)
 
 
+def long_dialogues(manifest: str | Path, *, seed: int = 0) -> list[str]:
+    """Each long training video's question–answer dialogue in the prompt format (LM pretraining)."""
+    import numpy as np
+
+    turns: dict[str, list[tuple[str, str]]] = {}
+    for line in Path(manifest).read_text().splitlines():
+        item = json.loads(line)
+        turns.setdefault(item["video"], []).append((item["question"], item["answer"]))
+    rng = np.random.default_rng(seed)
+    return [qa_text([t[k] for k in rng.permutation(len(t))]) for t in turns.values()]
+
+
 def pretrain_backbones(
     run: RunConfig, manifests: dict[str, Path], *, force: bool = False, progress: bool = True
 ) -> dict[str, float | None]:
@@ -107,7 +146,14 @@ def pretrain_backbones(
     Returns the seconds each took; None for one whose output was already there (reused)."""
     from transformers import AutoTokenizer
 
-    from heron.train.pretrain import frame_caption_pairs, pretrain_lm, pretrain_vision, train_tokenizer
+    from heron.train.pretrain import (
+        frame_caption_pairs,
+        frame_scenes,
+        pretrain_lm,
+        pretrain_retrieval,
+        pretrain_vision,
+        train_tokenizer,
+    )
 
     pre = run.pretrain
     if not _same_path(run.model.lm.name_or_path, pre.lm.out) or not _same_path(
@@ -117,10 +163,12 @@ def pretrain_backbones(
             f"{run.source}: model.lm.name_or_path / model.vision.name_or_path must be the pretrain "
             f"outputs ({pre.lm.out}, {pre.vision.out}) so the model loads the backbones made here"
         )
-    times: dict[str, float | None] = {"tokenizer": None, "lm": None, "vision": None}
+    times: dict[str, float | None] = {"tokenizer": None, "lm": None, "vision": None, "retrieval": None}
     clips_file = manifests["train"].parent / "clips.jsonl"
     clock = time.perf_counter()
     texts, extra = text_corpus(manifests["train"], seed=run.train.seed, grid=pre.vision.caption_grid)
+    if "long_train" in manifests:  # their questions ("when ...?") and answers ("third") too
+        texts += long_dialogues(manifests["long_train"], seed=run.train.seed)
     if force or not (Path(pre.tokenizer.out) / "tokenizer.json").exists():
         train_tokenizer(texts + extra, pre.tokenizer.out, lowercase=pre.tokenizer.lowercase)
         times["tokenizer"] = time.perf_counter() - clock
@@ -141,6 +189,24 @@ def pretrain_backbones(
         )
         pretrain_vision(pre.vision, tokenizer, frames, captions, seed=run.train.seed, progress=progress)
         times["vision"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    if pre.retrieval is not None and (force or not (Path(pre.retrieval.out) / "pretrain.json").exists()):
+        if not pre.vision.clip_out or not _same_path(run.model.retrieval.name_or_path, pre.retrieval.out):
+            raise ConfigError(
+                f"{run.source}: pretrain.retrieval needs pretrain.vision.clip_out (it starts from that CLIP) and "
+                f"model.retrieval.name_or_path = {pre.retrieval.out} (so the model loads it)"
+            )
+        frames, scenes = frame_scenes(
+            clips_file,
+            run.train.data.decode_config(),
+            limit=pre.retrieval.clips,
+            cache_dir=run.train.data.frame_cache,
+            progress=progress,
+        )
+        pretrain_retrieval(
+            pre.retrieval, pre.vision.clip_out, tokenizer, frames, scenes, seed=run.train.seed, progress=progress
+        )
+        times["retrieval"] = time.perf_counter() - clock
     return times
 
 

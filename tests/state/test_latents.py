@@ -221,3 +221,29 @@ def test_put_chunks_writes_several_sources_in_one_call(latents):
     )
     assert latents.list_sources() == ["video-a", "video-b"]
     assert latents.cached_indices("video-a") == {0, 1} and latents.cached_indices("video-b") == {0}
+
+
+# --- retrieval embeddings -----------------------------------------------------------------------
+
+
+def test_window_embeddings_are_stored_with_their_windows_and_leave_with_them(latents):
+    rng = np.random.default_rng(0)
+    chunks = [make_chunk("s", i, 2.0 * i, 2.0 * i + 2) for i in range(4)]
+    vectors = rng.standard_normal((4, 6)).astype(np.float32)
+    latents.put_chunks(
+        [MediaChunk(c.source_id, c.index, c.t_start, c.t_end, c.latents, v) for c, v in zip(chunks, vectors)]
+    )
+    found = latents.embeddings("s", [3, 0])
+    assert found.dtype == np.float32 and np.allclose(found, vectors[[3, 0]], atol=1e-2)  # stored as fp16
+    latents.drop_windows("s", [3])
+    assert latents.embeddings("s", [3]) is None and latents.embeddings("s", [0, 1]) is not None
+    latents.put_chunk(make_chunk("s", 5, 10.0, 12.0))  # a window without one: the set has none
+    assert latents.embeddings("s", [0, 5]) is None and latents.embeddings("s", []) is None
+    latents.clear_source("s")
+    assert latents.embeddings("s", [0]) is None
+
+
+def test_a_non_finite_embedding_is_refused(latents):
+    bad = make_chunk("s", 0, 0.0, 1.0)
+    with pytest.raises(StateStoreError, match="embedding"):
+        latents.put_chunk(MediaChunk("s", 0, 0.0, 1.0, bad.latents, np.array([np.nan, 1.0])))

@@ -120,3 +120,48 @@ def test_recipe_builds_evaluates_and_then_reuses_what_is_built(tmp_path):
     assert first["stages"] > 0 and again["stages"] is None
     assert (tmp_path / "build/lm/model.safetensors").stat().st_mtime_ns == backbone
     assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path / "build/data"))
+
+
+def test_recipe_with_long_videos_trains_window_order_and_ships_the_retrieval_tower(tmp_path):
+    """Long training videos given whole, the retrieval text tower tuned from the vision CLIP, and a
+    model with window-order embeddings: all of it lands in the model directory and loads back."""
+    from safetensors.torch import load_file
+
+    import heron
+
+    build = f"{tmp_path}/build"
+    cfg = _config(tmp_path)
+    cfg["model"]["window_order"] = 4
+    cfg["model"]["retrieval"] = {"name_or_path": f"{build}/retrieval", "frames_per_window": 2}
+    cfg["train"]["data"]["long_train"] = f"{build}/data/long_train.jsonl"
+    cfg["train"]["stages"].append(
+        {
+            "name": "long",
+            "trainable": "end_to_end",
+            "train": [f"{build}/data/train.jsonl", f"{build}/data/long_train.jsonl"],
+            "batch_size": 4,
+            "lr": 3e-3,
+            "warmup_steps": 1,
+            "steps": 2,
+            "eval_samples": 0,
+            "eval_questions": 0,
+            "lr_multipliers": {"window_order": 30.0},
+        }
+    )
+    cfg["pretrain"]["data"].update(long_train_videos=2, long_train_seconds=[6.0, 8.0], long_train_events=[1, 2])
+    cfg["pretrain"]["vision"]["clip_out"] = f"{build}/clip"
+    cfg["pretrain"]["retrieval"] = {"out": f"{build}/retrieval", "clips": 2, "steps": 2, "batch_size": 8}
+    config = tmp_path / "recipe.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    model_dir = build_demo_model(config, progress=False)
+
+    long_samples = read_samples(tmp_path / "build/data/long_train.jsonl")
+    assert long_samples and all(len(s.media) == 1 and s.media[0].end > 2.0 for s in long_samples)  # > 1 window
+    order = load_file(str(model_dir / "model.safetensors"))["window_order"]
+    assert order.shape == (4, 16) and order.abs().sum() > 0  # trained away from its zero start
+    model = heron.load_model(model_dir, trainable="none", device="cpu")
+    assert model.encoder.retrieval is not None and (model_dir / "retrieval" / "config.json").exists()
+    frames = torch.randint(0, 255, (3, 8, 32, 32, 3), dtype=torch.uint8)
+    windows, texts = model.encoder.retrieval.embed_windows(frames), model.encoder.retrieval.embed_texts(["red square"])
+    assert windows.shape[0] == 3 and texts.shape == (1, windows.shape[1])
+    assert torch.allclose(windows.norm(dim=-1), torch.ones(3), atol=1e-4)

@@ -1,0 +1,41 @@
+"""Which cached windows of a range go into a prompt when there are more than ``answer.max_windows``.
+
+    evenly   spread evenly over the range (first and last kept): the whole video at a glance
+    similar  the windows most similar to the question in the retrieval space, each best hit with
+             its neighbours (an event that straddles two windows, what leads up to it)
+    hybrid   half evenly, half similar: context for counting and order, and the evidence
+
+The chosen windows always go to the model in time order. Similarity is the cosine of unit vectors
+(``scores`` = window embeddings @ question embedding); without scores every mode is ``evenly``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from heron.pipeline.prompts import evenly_spaced
+
+
+def select_windows(scores: np.ndarray | None, n: int, limit: int, mode: str = "hybrid") -> list[int]:
+    """Positions (0..n-1, ascending) of at most ``limit`` of ``n`` windows; ``scores`` float [n] or None."""
+    if n <= limit:
+        return list(range(n))
+    if scores is None or mode == "evenly":
+        return evenly_spaced(n, limit)
+    chosen: set[int] = set(evenly_spaced(n, limit // 2)) if mode == "hybrid" else set()
+    ranked = np.argsort(-scores, kind="stable")
+    hits = ranked[: max(1, (limit - len(chosen)) // 3)]  # the best hits bring their neighbours
+    for position in [p for hit in hits for p in (hit, hit - 1, hit + 1)] + ranked.tolist():
+        if len(chosen) >= limit:
+            break
+        if 0 <= position < n:
+            chosen.add(int(position))
+    return sorted(chosen)
+
+
+def evidence(scores: np.ndarray | None, chosen: list[int], count: int) -> list[int]:
+    """The ``count`` chosen positions most similar to the question, best first (all chosen, in
+    order, when there are no scores: then nothing singles any window out)."""
+    if scores is None:
+        return list(chosen)
+    return sorted(chosen, key=lambda p: -float(scores[p]))[:count]

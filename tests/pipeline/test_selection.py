@@ -1,0 +1,116 @@
+"""Question-aware window selection: the pure choice, then the answer stage on a real Redis."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import heron
+from heron.config import AnswerConfig, load_config
+from heron.pipeline.answer import AnswerRequest, AnswerStage
+from heron.pipeline.prompts import evenly_spaced
+from heron.pipeline.selection import evidence, select_windows
+from heron.pipeline.when import is_when_question, resolve_when, when_text
+from heron.types import MediaChunk
+from tests.retrieval_model import tiny_retrieval_dir
+
+
+def test_without_scores_or_in_evenly_mode_the_choice_is_evenly_spaced():
+    scores = np.zeros(100)
+    scores[57] = 1.0
+    assert select_windows(None, 100, 8, "similar") == evenly_spaced(100, 8)
+    assert select_windows(scores, 100, 8, "evenly") == evenly_spaced(100, 8)
+    assert select_windows(scores, 5, 8, "similar") == [0, 1, 2, 3, 4]  # room for all: all, in order
+
+
+def test_similar_takes_the_best_hits_with_their_neighbours_in_time_order():
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0, 0.1, 200)
+    scores[[40, 150]] = [0.9, 0.8]
+    chosen = select_windows(scores, 200, 6, "similar")
+    assert chosen == sorted(chosen) and len(chosen) == 6
+    assert {39, 40, 41, 149, 150, 151} == set(chosen)
+    assert evidence(scores, chosen, 2) == [40, 150]
+
+
+def test_hybrid_is_half_evenly_spread_and_half_the_most_similar():
+    scores = np.zeros(300)
+    scores[123] = 1.0
+    chosen = select_windows(scores, 300, 8, "hybrid")
+    assert len(chosen) == 8 and set(evenly_spaced(300, 4)) <= set(chosen) and 123 in chosen
+    assert evidence(None, chosen, 3) == chosen  # nothing singles a window out without scores
+
+
+def test_when_answers_name_a_window_of_the_prompt_and_read_as_its_time():
+    spans = [(0.0, 2.0), (10.0, 12.0), (50.0, 52.0)]
+    assert is_when_question("When does the red square appear?") and not is_when_question("Whence?")
+    assert resolve_when("Third.", spans) == (50.0, 52.0) and resolve_when("fifth", spans) is None
+    assert resolve_when("red", spans) is None and when_text((50.0, 52.0)) == "at 50.0–52.0 s"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    cfg = load_config("tiny")
+    cfg.retrieval.name_or_path = str(tiny_retrieval_dir(tmp_path_factory.mktemp("retrieval")))
+    return heron.load_model(cfg, trainable="none")
+
+
+@pytest.mark.integration
+def test_the_answer_stage_reads_the_window_the_question_is_about_and_cites_it(model, latents, dialogue):
+    question = "Is there a red square in the video?"
+    target = model.encoder.retrieval.embed_texts([question])[0].numpy()  # [p], unit length
+    rng = np.random.default_rng(1)
+    dim, tokens = model.encoder.dim, model.encoder.num_latents
+    chunks = []
+    for i in range(40):
+        other = rng.standard_normal(target.shape)
+        other -= (other @ target) * target  # orthogonal to the question: similarity 0
+        embedding = target if i == 27 else other / np.linalg.norm(other)
+        chunks.append(MediaChunk("long", i, 2.0 * i, 2.0 * i + 2, rng.standard_normal((tokens, dim)), embedding))
+    latents.put_chunks(chunks)
+    cfg = AnswerConfig(max_new_tokens=4, max_windows=6, selection="similar", evidence_windows=2)
+    similar = AnswerStage(model, latents, dialogue, cfg).run([AnswerRequest.about(question, "long")])[0]
+    assert {(52.0, 54.0), (54.0, 56.0), (56.0, 58.0)} <= set(similar.spans)  # window 27 and its neighbours
+    assert similar.evidence[0] == (54.0, 56.0) and len(similar.evidence) == 2
+    evenly = AnswerStage(model, latents, dialogue, dataclasses.replace(cfg, selection="evenly"))
+    spread = evenly.run([AnswerRequest.about(question, "long")])[0]
+    assert spread.spans == [(2.0 * i, 2.0 * i + 2) for i in evenly_spaced(40, 6)] and (54.0, 56.0) not in spread.spans
+    assert len(spread.evidence) == 2 and set(spread.evidence) <= set(spread.spans)  # the most similar of those used
+
+
+@pytest.mark.integration
+def test_windows_cached_without_embeddings_fall_back_to_evenly(model, latents, dialogue):
+    rng = np.random.default_rng(2)
+    dim, tokens = model.encoder.dim, model.encoder.num_latents
+    latents.put_chunks([MediaChunk("old", i, float(i), i + 1.0, rng.standard_normal((tokens, dim))) for i in range(30)])
+    stage = AnswerStage(model, latents, dialogue, AnswerConfig(max_new_tokens=2, max_windows=5, selection="similar"))
+    answer = stage.run([AnswerRequest.about("What moves?", "old")])[0]
+    assert answer.spans == [(float(i), i + 1.0) for i in evenly_spaced(30, 5)]
+
+
+@pytest.mark.integration
+def test_a_when_answer_is_streamed_whole_once_it_is_final(model, latents, dialogue):
+    rng = np.random.default_rng(3)
+    dim, tokens = model.encoder.dim, model.encoder.num_latents
+    latents.put_chunks([MediaChunk("w", i, float(i), i + 1.0, rng.standard_normal((tokens, dim))) for i in range(3)])
+    stage = AnswerStage(model, latents, dialogue, AnswerConfig(max_new_tokens=6))
+    deltas: list[str] = []
+    [answer] = stage.run([AnswerRequest.about("When does it start?", "w")], on_text=lambda i, d: deltas.append(d))
+    assert len(deltas) <= 1 and "".join(deltas) == answer.text  # (the random model names no window: as said)
+    assert answer.when is None
+
+
+def test_retrieval_training_texts_are_true_of_the_frame_they_come_from():
+    from heron.data.synthetic import ClipConfig, sample_clip
+    from heron.train.pretrain import retrieval_texts
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        meta = sample_clip(rng, ClipConfig())
+        frame = int(rng.integers(meta.config.num_frames))
+        text, test = retrieval_texts(meta, frame, rng)
+        pairs = {(o.color, o.shape) for o in meta.objects if o.visible(frame)}
+        assert test(pairs) and (text == "nothing") == (not pairs)
+        assert not test(set()) or text == "nothing"
