@@ -110,6 +110,7 @@ class AnswerConfig:
     # retrieval embeddings (a model with no retrieval: section) every mode falls back to evenly.
     selection: Literal["evenly", "similar", "hybrid"] = "hybrid"
     evidence_windows: int = 3  # windows cited as an answer's evidence: the most similar of those used
+    live_newest_windows: int = 2  # a live stream's newest windows are always among those chosen
     history_turns: int = 4  # earlier question/answer pairs of the session put into the prompt
     # Dynamic batching: questions that arrive within batch_window_ms of the first waiting one are
     # answered in one forward pass, up to max_batch of them (docs/serve.md).
@@ -125,6 +126,10 @@ class AnswerConfig:
     def __post_init__(self) -> None:
         if self.selection not in ("evenly", "similar", "hybrid"):
             raise ConfigError(f"pipeline.answer.selection must be evenly, similar or hybrid, got {self.selection!r}")
+        if not (isinstance(self.live_newest_windows, int) and self.live_newest_windows >= 0):
+            raise ConfigError(
+                f"pipeline.answer.live_newest_windows must be an integer >= 0, got {self.live_newest_windows!r}"
+            )
         for name in ("max_new_tokens", "max_windows", "max_batch", "evidence_windows"):
             value = getattr(self, name)
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):

@@ -42,6 +42,7 @@ class MediaRef:
     source_id: str
     start: float = 0.0
     end: float = math.inf
+    newest: int = 0  # the range's last windows always given, whatever the selection (live streams)
 
 
 @dataclass
@@ -69,12 +70,14 @@ class AnswerRequest:
         start: float = 0.0,
         end: float = math.inf,
         session_id: str | None = None,
+        newest: int = 0,
         **options,
     ) -> AnswerRequest:
-        """A question about one source's time range, in a (new or continued) dialogue session."""
+        """A question about one source's time range, in a (new or continued) dialogue session;
+        ``newest``: its last windows always among those the model sees (a live stream's)."""
         return cls(
             question=check_question(question),
-            media=[MediaRef(source_id, start, end)],
+            media=[MediaRef(source_id, start, end, newest)],
             session_id=session_id or uuid.uuid4().hex[:12],
             **options,
         )
@@ -183,7 +186,7 @@ class AnswerStage:
                     f"no encoded windows of source {ref.source_id} between {ref.start:g} s and {ref.end:g} s"
                 )
             scores = self._scores(ref.source_id, [index for index, _, _ in found], query)  # [n] or None
-            picked = select_windows(scores, len(found), self.cfg.max_windows, self.cfg.selection)
+            picked = select_windows(scores, len(found), self.cfg.max_windows, self.cfg.selection, newest=ref.newest)
             chosen = self.latents.get_chunks(ref.source_id, [found[i][0] for i in picked])
             media.append(np.concatenate([c.latents for c in chosen]).astype(np.float32))  # [k*R, d]
             spans.append([(c.t_start, c.t_end) for c in chosen])

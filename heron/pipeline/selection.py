@@ -5,7 +5,8 @@
              its neighbours (an event that straddles two windows, what leads up to it)
     hybrid   half evenly, half similar: context for counting and order, and the evidence
 
-The chosen windows always go to the model in time order. Similarity is the cosine of unit vectors
+A live stream's newest windows (``newest``) are always among them: what just happened. The chosen
+windows always go to the model in time order. Similarity is the cosine of unit vectors
 (``scores`` = window embeddings @ question embedding); without scores every mode is ``evenly``.
 """
 
@@ -16,13 +17,17 @@ import numpy as np
 from heron.pipeline.prompts import evenly_spaced
 
 
-def select_windows(scores: np.ndarray | None, n: int, limit: int, mode: str = "hybrid") -> list[int]:
-    """Positions (0..n-1, ascending) of at most ``limit`` of ``n`` windows; ``scores`` float [n] or None."""
+def select_windows(
+    scores: np.ndarray | None, n: int, limit: int, mode: str = "hybrid", *, newest: int = 0
+) -> list[int]:
+    """Positions (0..n-1, ascending) of at most ``limit`` of ``n`` windows; ``scores`` float [n] or
+    None; the last ``newest`` positions always included."""
     if n <= limit:
         return list(range(n))
-    if scores is None or mode == "evenly":
-        return evenly_spaced(n, limit)
-    chosen: set[int] = set(evenly_spaced(n, limit // 2)) if mode == "hybrid" else set()
+    recent = set(range(n - min(newest, limit), n))
+    if scores is None or mode == "evenly":  # the rest spread evenly over what comes before them
+        return sorted(recent | set(evenly_spaced(n - len(recent), limit - len(recent))))
+    chosen: set[int] = recent | (set(evenly_spaced(n, limit // 2)) if mode == "hybrid" else set())
     ranked = np.argsort(-scores, kind="stable")
     hits = ranked[: max(1, (limit - len(chosen)) // 3)]  # the best hits bring their neighbours
     for position in [p for hit in hits for p in (hit, hit - 1, hit + 1)] + ranked.tolist():

@@ -180,4 +180,8 @@ class LiveStreams:
         if not end:
             raise EmptyVideoError(f"live stream {stream_id} has no windows yet; ask again in a few seconds")
         start = max(0.0, end - last_s + 1e-3) if last_s is not None else 0.0  # (end - last_s, end]
-        return AnswerRequest.about(question, stream_id, start=start, end=end + 1e-3, session_id=session_id, **options)
+        # what just happened is always in view, whichever windows the question selects besides
+        newest = self.heron.cfg.answer.live_newest_windows
+        return AnswerRequest.about(
+            question, stream_id, start=start, end=end + 1e-3, session_id=session_id, newest=newest, **options
+        )

@@ -114,3 +114,13 @@ def test_retrieval_training_texts_are_true_of_the_frame_they_come_from():
         pairs = {(o.color, o.shape) for o in meta.objects if o.visible(frame)}
         assert test(pairs) and (text == "nothing") == (not pairs)
         assert not test(set()) or text == "nothing"
+
+
+def test_a_live_streams_newest_windows_are_always_chosen():
+    scores = np.zeros(50)
+    scores[10] = 1.0
+    for mode in ("evenly", "similar", "hybrid"):
+        chosen = select_windows(scores, 50, 8, mode, newest=2)
+        assert {48, 49} <= set(chosen) and len(chosen) == 8 and chosen == sorted(chosen)
+    assert select_windows(None, 50, 8, "hybrid", newest=2) == sorted({48, 49} | set(evenly_spaced(48, 6)))
+    assert 10 in select_windows(scores, 50, 8, "similar", newest=2)
