@@ -39,6 +39,9 @@ pytestmark = [pytest.mark.integration]
 QUESTION = "What color is the square?"
 SECONDS = 24.0  # twelve 2-s windows: an ingest of ~6 s on 2 cores, long enough to kill Redis in
 DOWN_S = 1.0  # how long a "restart" keeps Redis away: a container or service restart
+# appendfsync everysec: a server with a slow background fsync postpones AOF writes up to 2 s (and
+# goes on replying), so writes acknowledged that recently before a kill may be lost (plus slack)
+EVERYSEC_S = 2.5
 FAIL_FAST_S = RETRY_WINDOW_S + 3.0  # the retry window, one last attempt and slack for a busy machine
 
 
@@ -223,10 +226,14 @@ def test_while_redis_is_down_questions_fail_fast_with_a_typed_error_and_succeed_
 
 
 def test_sigkill_loses_no_acknowledged_write(server):
-    """Writes acknowledged before a SIGKILL are all there after the restart (the AOF gets each write
-    before its reply; everysec's fsync only matters if the machine itself goes down)."""
+    """Writes acknowledged before a SIGKILL are there after the restart: the AOF gets each write
+    before its reply, except that with ``appendfsync everysec`` a server whose background fsync is
+    slow (a loaded disk) postpones its AOF writes for up to 2 s while it goes on replying. So the
+    bar is Redis's own: nothing acknowledged more than ``EVERYSEC_S`` before the kill is lost (on
+    an idle machine nothing at all: 0 in every run measured; under heavy load a couple)."""
     store = LatentStore(RedisConnection(server.url, namespace=f"heron-acks-{time.monotonic_ns()}"), {"m": "acks"})
     acked: list[int] = []
+    acked_at: dict[int, float] = {}
     slowest = [0.0]
     stop = threading.Event()
 
@@ -236,29 +243,33 @@ def test_sigkill_loses_no_acknowledged_write(server):
             started = time.monotonic()
             latents = np.full((4, 8), index % 1000, dtype=np.float32)
             store.put_chunk(MediaChunk(source_id="acks", index=index, t_start=index, t_end=index + 1, latents=latents))
+            acked_at[index] = time.monotonic()
             acked.append(index)
             slowest[0] = max(slowest[0], time.monotonic() - started)
             index += 1
 
     writer = threading.Thread(target=write, name="writer", daemon=True)
     writer.start()
-    kills, lost = 5, 0
+    kills, lost, late = 5, set(), []
     try:
         for _ in range(kills):
             target = len(acked) + 50
             wait_for(lambda n=target: len(acked) >= n or not writer.is_alive(), 30, "writes")
             server.kill()
-            at_kill = list(acked)
+            killed_at, at_kill = time.monotonic(), list(acked)
             time.sleep(DOWN_S)
             server.start()
-            lost += len(set(at_kill) - store.cached_indices("acks"))
+            missing = set(at_kill) - store.cached_indices("acks") - lost
+            late += [killed_at - acked_at[i] for i in missing]
+            lost |= missing
     finally:
         stop.set()
         writer.join(timeout=30)
-    assert not writer.is_alive()
-    assert lost == 0 and store.cached_indices("acks") == set(acked)  # and the writer never failed
+    assert not writer.is_alive()  # the writer never failed
+    assert all(age <= EVERYSEC_S for age in late), f"lost writes acknowledged {max(late):.2f} s before a kill"
+    assert store.cached_indices("acks") == set(acked) - lost
     print(
-        f"\n{kills} SIGKILLs ({DOWN_S:g} s down each) during {len(acked)} acknowledged writes: lost {lost}; "
+        f"\n{kills} SIGKILLs ({DOWN_S:g} s down each) during {len(acked)} acknowledged writes: lost {len(lost)}; "
         f"slowest write {slowest[0]:.2f} s (it waited out the restart)"
     )
     store.db.clear_all()
