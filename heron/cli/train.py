@@ -100,17 +100,10 @@ def evaluate(
         torch.set_num_threads(threads)
     questions = read_questions(data_dir, split=split, limit=limit)  # a missing dataset fails before the model loads
     if pipeline or any(q.category.startswith("long_") for q in questions):
-        report = _evaluate_pipeline(out, config, model_dir, questions, selection, redis_url, quiet or json)
-        report["model"], report["data"] = str(model_dir), str(data_dir)
-        if out_file:
-            with open(out_file, "w") as f:
-                jsonlib.dump(report, f, indent=1)
-        if out.json:
-            out.emit_json(report)
-        else:
-            from heron.service.evaluate import format_pipeline_report
+        from heron.service.evaluate import format_pipeline_report
 
-            out.print(format_pipeline_report(report))
+        report = _evaluate_pipeline(out, config, model_dir, questions, selection, redis_url, quiet or json)
+        _emit_report(out, report, model_dir, data_dir, out_file, format_pipeline_report)
         return
     decode = decode_config_of(model_dir) or DecodeConfig()
     overrides = {k: v for k, v in (("fps", fps), ("window_frames", window_frames), ("size", size)) if v is not None}
@@ -125,6 +118,11 @@ def evaluate(
         score_choices=not no_choices,
         progress=not (quiet or json),
     )
+    _emit_report(out, report, model_dir, data_dir, out_file, format_report)
+
+
+def _emit_report(out: Output, report: dict, model_dir, data_dir, out_file, formatter) -> None:
+    """An eval report, named by model and data: to ``--out`` if given, then as JSON or a table."""
     report["model"], report["data"] = str(model_dir), str(data_dir)
     if out_file:
         with open(out_file, "w") as f:
@@ -132,7 +130,7 @@ def evaluate(
     if out.json:
         out.emit_json(report)
     else:
-        out.print(format_report(report))
+        out.print(formatter(report))
 
 
 def pretrain(
