@@ -21,6 +21,7 @@ import functools
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
@@ -40,6 +41,7 @@ FORMAT_VERSION = 2  # bump on any change of key layout or record encoding (see m
 # over a restart of a local Redis or a container (about 0.1-2 s; measured: tests/faults/, figures in
 # docs/state.md) yet keeps a question to a dead Redis to a few seconds.
 RETRY_WINDOW_S = 3.0
+WRITE_GUARD_TTL_S = 3600  # how long a write's once-only guard lives: far past any retry of it
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -152,6 +154,12 @@ class RedisConnection:
     def key(self, kind: str, tag: str, *parts: str | int) -> str:
         """``{prefix}{kind}:{tag}[:part...]``: every key of one ``tag`` lands in one cluster slot."""
         return ":".join([f"{self.prefix}{kind}:{{{tag}}}", *(str(p) for p in parts)])
+
+    def guard_key(self, kind: str, tag: str, write_id: str | None = None) -> str:
+        """The once-only guard of one write to ``kind:{tag}`` (a fresh id unless given): a script
+        that SETs it NX before writing applies a write once however often redis-py's retry sends
+        it after a dropped reply (the guard expires after ``WRITE_GUARD_TTL_S``)."""
+        return self.key(kind, tag, "w", write_id or uuid.uuid4().hex)
 
     def index_key(self, kind: str) -> str:
         """A namespace-wide index (a set or sorted set of ids): its own slot on a cluster."""

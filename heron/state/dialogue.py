@@ -1,4 +1,9 @@
-"""Dialogue in Redis: the turns of each session, oldest first (``session:{id}``, a list of JSON)."""
+"""Dialogue in Redis: the turns of each session, oldest first.
+
+session:{id}            list of JSON turns
+session:{id}:w:{write}  a guard per append (expires): a write that redis-py retries after a
+                        dropped reply, which the server had applied, is not appended twice
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from heron.state.connection import FORMAT_VERSION, RedisConnection, redis_errors_translated
+from heron.state.connection import FORMAT_VERSION, WRITE_GUARD_TTL_S, RedisConnection, redis_errors_translated
 
 logger = logging.getLogger(__name__)
+
+# KEYS: the session, the write's guard; ARGV: guard ttl (s), turn, turn, ... Returns 1, or 0 for a repeat.
+_APPEND_ONCE = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) == false then return 0 end
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -39,8 +51,17 @@ class DialogueStore:
         return self.append_turns(session_id, [(role, text, meta)])[0]
 
     @redis_errors_translated
-    def append_turns(self, session_id: str, turns: list[tuple[str, str, Mapping[str, Any] | None]]) -> list[Turn]:
-        """Append (role, text, meta) turns in one command, so a question and its answer land together."""
+    def append_turns(
+        self,
+        session_id: str,
+        turns: list[tuple[str, str, Mapping[str, Any] | None]],
+        *,
+        write_id: str | None = None,
+    ) -> list[Turn]:
+        """Append (role, text, meta) turns in one script, so a question and its answer land together.
+
+        The append happens once per ``write_id`` (default: a fresh one per call), however often
+        the connection's retry sends it: a caller that retries a whole request may pass its own."""
         now = time.time()
         made = [Turn(role=role, text=text, meta=dict(meta or {}), at=now) for role, text, meta in turns]
         records = [
@@ -48,7 +69,10 @@ class DialogueStore:
             for t in made
         ]
         if records:
-            self.db.client.rpush(self._key(session_id), *records)
+            guard = self.db.guard_key("session", session_id, write_id)
+            self.db.script("dialogue_append", _APPEND_ONCE)(
+                keys=[self._key(session_id), guard], args=[WRITE_GUARD_TTL_S, *records]
+            )
         return made
 
     @redis_errors_translated

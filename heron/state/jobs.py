@@ -1,6 +1,7 @@
 """Jobs in Redis: long-running requests (ingest a source, a batch over an archive) and where they stand.
 
     job:{id}   hash: kind, params, status, progress, result, error, counters, times (JSON fields)
+    job:{id}:w:{write}  a guard per update (expires): a retried update adds to counters once
     jobs       sorted set: job id -> created_at (listing, newest first)
 
 Every update is one Lua script: it changes the fields only if the job exists, and returns the
@@ -18,7 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from heron.errors import StateStoreError
-from heron.state.connection import FORMAT_VERSION, RedisConnection, decode_fields, redis_errors_translated
+from heron.state.connection import (
+    FORMAT_VERSION,
+    WRITE_GUARD_TTL_S,
+    RedisConnection,
+    decode_fields,
+    redis_errors_translated,
+)
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
@@ -29,14 +36,17 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
-# KEYS[1] = the job; ARGV = field, value, field, value, ...; ARGV may hold "+counter", n pairs
-# (HINCRBY). Returns nil for an unknown job, else its fields after the change.
+# KEYS[1] = the job, KEYS[2] = the write's guard (when counters are added); ARGV = guard ttl (s),
+# field, value, field, value, ...; ARGV may hold "+counter", n pairs (HINCRBY), applied only the
+# first time the guard is set, so a retried update counts once. Returns nil for an unknown job,
+# else its fields after the change.
 _UPDATE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-for i = 1, #ARGV, 2 do
+local first = #KEYS < 2 or redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1])
+for i = 2, #ARGV, 2 do
   local name = ARGV[i]
   if string.sub(name, 1, 1) == '+' then
-    redis.call('HINCRBY', KEYS[1], 'n:' .. string.sub(name, 2), ARGV[i + 1])
+    if first then redis.call('HINCRBY', KEYS[1], 'n:' .. string.sub(name, 2), ARGV[i + 1]) end
   else
     redis.call('HSET', KEYS[1], name, ARGV[i + 1])
   end
@@ -143,9 +153,10 @@ class JobStore:
             fields["error"] = error
         for name, n in (counters or {}).items():
             fields[f"n:{name}"] = str(int(n))
-        argv: list[str | int] = [item for pair in fields.items() for item in pair]
+        argv: list[str | int] = [WRITE_GUARD_TTL_S, *(item for pair in fields.items() for item in pair)]
         argv += [item for name, n in (add or {}).items() for item in (f"+{name}", int(n))]
-        record = self.db.script("job_update", _UPDATE)(keys=[self._key(job_id)], args=argv)
+        keys = [self._key(job_id), *([self.db.guard_key("job", job_id)] if add else [])]
+        record = self.db.script("job_update", _UPDATE)(keys=keys, args=argv)
         if not record:
             raise StateStoreError(f"no job {job_id!r} in Redis at {self.db.where} (expired or never created)")
         return self._decode(job_id, dict(zip(record[::2], record[1::2])))

@@ -5,6 +5,7 @@
     stream:{id}:gaps       list of JSON gaps, newest first, trimmed to the configured length
     stream:{id}:watches    hash: watch id -> the watch (JSON)
     stream:{id}:wstate     hash: watch id -> its event state (JSON)
+    stream:{id}:w:{write}  a guard per counter update (expires), so a retried one counts once
     streams                set of stream ids
 
 Everything a stream actor needs to continue after a restart is here (its windows are in the
@@ -18,10 +19,17 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from heron.state.connection import RedisConnection, decode_fields, redis_errors_translated
+from heron.state.connection import WRITE_GUARD_TTL_S, RedisConnection, decode_fields, redis_errors_translated
 
 _NUMBERS = ("started_at", "last_t", "lag_s", "decode_fps", "sample_fps", "updated_at")
 _COUNTS = ("windows", "frames", "reconnects", "skipped_windows")
+
+# KEYS: the stream record, the write's guard; ARGV: guard ttl (s), counter, n, counter, n, ...
+_ADD_ONCE = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) == false then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
 
 
 class StreamStore:
@@ -59,11 +67,11 @@ class StreamStore:
 
     @redis_errors_translated
     def add(self, stream_id: str, **counts: int) -> None:
-        """Add to counters of the stream record (windows, frames, reconnects, skipped_windows)."""
-        pipe = self.db.client.pipeline(transaction=True)
-        for name, n in counts.items():
-            pipe.hincrby(self._key(stream_id), name, int(n))
-        pipe.execute()
+        """Add to counters of the stream record (windows, frames, reconnects, skipped_windows), once
+        however often the connection's retry sends it."""
+        argv = [WRITE_GUARD_TTL_S, *(item for name, n in counts.items() for item in (name, int(n)))]
+        guard = self.db.guard_key("stream", stream_id)
+        self.db.script("stream_add", _ADD_ONCE)(keys=[self._key(stream_id), guard], args=argv)
 
     @redis_errors_translated
     def get(self, stream_id: str) -> dict[str, Any] | None:
