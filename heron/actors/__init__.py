@@ -13,7 +13,7 @@ from heron.actors.answer import AnswerActor
 from heron.actors.decode import DecodeActor, DecodeRun
 from heron.actors.encode import EncodeActor
 from heron.actors.resources import actor_options, check_cluster_has
-from heron.actors.stream import StreamActor
+from heron.actors.stream import StreamActor, StreamPeers
 
 RemoteDecodeActor = ray.remote(DecodeActor)
 RemoteEncodeActor = ray.remote(EncodeActor)
@@ -30,6 +30,7 @@ __all__ = [
     "RemoteEncodeActor",
     "RemoteStreamActor",
     "StreamActor",
+    "StreamPeers",
     "actor_options",
     "check_cluster_has",
 ]

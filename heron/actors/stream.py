@@ -12,11 +12,28 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+from dataclasses import dataclass
+from typing import Any
+
+import ray
 
 from heron.actors.calls import get
 from heron.config import PipelineConfig
 from heron.pipeline.live import LiveSpec
 from heron.state import AlertStore, LatentStore, StreamStore
+
+
+@dataclass(frozen=True)
+class StreamPeers:
+    """The named actors a stream actor calls. Names, not handles: Ray counts an actor handle among
+    a restartable actor's arguments as an object a restart may lose, and warns so on every start
+    (ray-project/ray#53727); a name is looked up again by each (re)started constructor."""
+
+    encoders: tuple[str, ...]  # encode actors, used in turn
+    answerer: str  # the answer actor (scores watches, answers their questions)
+
+    def handles(self) -> tuple[list, Any]:
+        return [ray.get_actor(name) for name in self.encoders], ray.get_actor(self.answerer)
 
 
 class StreamActor:
@@ -28,11 +45,11 @@ class StreamActor:
         latents: LatentStore,
         streams: StreamStore,
         alerts: AlertStore,
-        encoders: list,
-        answerer,
+        peers: StreamPeers,
     ):
         from heron.pipeline.stream import StreamRunner
 
+        encoders, answerer = peers.handles()
         turn = itertools.cycle(range(len(encoders)))
         self.runner = StreamRunner(
             stream_id,

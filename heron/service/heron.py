@@ -18,6 +18,7 @@ import math
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 
@@ -28,6 +29,7 @@ from heron.actors import (
     RemoteAnswerActor,
     RemoteDecodeActor,
     RemoteEncodeActor,
+    StreamPeers,
     actor_options,
     check_cluster_has,
 )
@@ -76,6 +78,7 @@ class Heron:
         # is rejected before any actor (or Ray itself) starts.
         self._encoders: list = []
         self._answerer = None
+        self._names: dict[str, list[str]] = {}  # "encode" / "answer" -> the names of those actors
         self._answerer_loaded = False  # its constructor (the model load) has finished
         self._decoders: list = []  # decode actors, kept across ingests (started as needed)
         self._starting = threading.Lock()  # actors are created under it: one of each, however many ask
@@ -86,26 +89,35 @@ class Heron:
 
     @property
     def encoders(self) -> list:
+        """The encode actors (started on first need)."""
         with self._starting:
             if not self._encoders:
                 self._start_ray()
                 self._check_resources(encoders=self.cfg.ingest.num_encoders)
                 options = actor_options(self.cfg.ingest.encode)
-                self._encoders = [
-                    RemoteEncodeActor.options(**options).remote(self.cfg) for _ in range(self.cfg.ingest.num_encoders)
-                ]
+                names = [_actor_name("encode") for _ in range(self.cfg.ingest.num_encoders)]
+                self._encoders = [RemoteEncodeActor.options(**options, name=n).remote(self.cfg) for n in names]
+                self._names["encode"] = names
             return self._encoders
 
     @property
     def answerer(self):
+        """The answer actor (started on first need)."""
         with self._starting:
             if self._answerer is None:
                 self._start_ray()
                 self._check_resources(answerer=1)
-                self._answerer = RemoteAnswerActor.options(**actor_options(self.cfg.answer.actor)).remote(
-                    self.cfg, self.latents, self.dialogue
-                )
+                name = _actor_name("answer")
+                options = actor_options(self.cfg.answer.actor) | {"name": name}
+                self._answerer = RemoteAnswerActor.options(**options).remote(self.cfg, self.latents, self.dialogue)
+                self._names["answer"] = [name]
             return self._answerer
+
+    def stream_peers(self) -> StreamPeers:
+        """The encode and answer actors a stream actor calls, by name (started if need be)."""
+        _encoders, _answerer = self.encoders, self.answerer  # started here on first need
+        with self._starting:
+            return StreamPeers(tuple(self._names["encode"]), self._names["answer"][0])
 
     def _start_ray(self) -> None:
         if not ray.is_initialized():
@@ -456,3 +468,8 @@ class Heron:
     def encoder_counters(self) -> list[dict[str, int]]:
         """Calls and windows each started encode actor has served (for reports and tests)."""
         return [get(encoder.counters.remote()) for encoder in self._encoders]
+
+
+def _actor_name(role: str) -> str:
+    """A cluster-unique actor name (several Herons may share one Ray cluster)."""
+    return f"heron-{role}-{uuid.uuid4().hex[:12]}"

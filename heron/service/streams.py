@@ -58,7 +58,6 @@ class LiveStreams:
         if stream_id in self._actors and get(self._actors[stream_id].alive.remote()):
             return stream_id
         heron = self.heron
-        encoders, answerer = heron.encoders, heron.answerer
         heron._check_resources(streams=len(self._actors) + 1)
         self.store.register(stream_id, asdict(spec), started_at=time.time())
         options = actor_options(heron.cfg.stream_actor) | {
@@ -67,7 +66,7 @@ class LiveStreams:
             "get_if_exists": True,
         }
         self._actors[stream_id] = RemoteStreamActor.options(**options).remote(
-            heron.cfg, stream_id, spec, heron.latents, self.store, self.alerts, encoders, answerer
+            heron.cfg, stream_id, spec, heron.latents, self.store, self.alerts, heron.stream_peers()
         )
         return stream_id
 
