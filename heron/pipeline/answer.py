@@ -180,12 +180,7 @@ class AnswerStage:
         (heron.pipeline.selection) against ``query``, reading only the chosen ones' latents."""
         media, spans, cited = [], [], []
         for ref in refs:
-            found = self.latents.window_spans(ref.source_id, ref.start, min(ref.end, 1e12))  # times only
-            if not found:
-                raise EmptyVideoError(
-                    f"no encoded windows of source {ref.source_id} between {ref.start:g} s and {ref.end:g} s"
-                )
-            scores = self._scores(ref.source_id, [index for index, _, _ in found], query)  # [n] or None
+            found, scores = self._windows(ref, query)
             picked = select_windows(scores, len(found), self.cfg.max_windows, self.cfg.selection, newest=ref.newest)
             chosen = self.latents.get_chunks(ref.source_id, [found[i][0] for i in picked])
             media.append(np.concatenate([c.latents for c in chosen]).astype(np.float32))  # [k*R, d]
@@ -194,15 +189,22 @@ class AnswerStage:
                 cited = [found[i][1:] for i in evidence(scores, picked, self.cfg.evidence_windows)]
         return media, spans, cited
 
-    def _scores(self, source_id: str, indices: list[int], query: str) -> np.ndarray | None:
-        """Cosine similarity [n] of each window to ``query``; None without retrieval (or a query)."""
+    def _windows(self, ref: MediaRef, query: str) -> tuple[list[tuple[int, float, float]], np.ndarray | None]:
+        """(index, t_start, t_end) of the range's windows (times only, no latents) and, with a
+        retrieval model and a query, each window's cosine similarity to it [n] (else None)."""
         retrieval = self.model.encoder.retrieval
+        end = min(ref.end, 1e12)
         if retrieval is None or not query.strip():
-            return None
-        windows = self.latents.embeddings(source_id, indices)  # [n, p]
+            found, windows = self.latents.window_spans(ref.source_id, ref.start, end), None
+        else:
+            found, windows = self.latents.spans_and_embeddings(ref.source_id, ref.start, end)  # windows [n, p]
+        if not found:
+            raise EmptyVideoError(
+                f"no encoded windows of source {ref.source_id} between {ref.start:g} s and {ref.end:g} s"
+            )
         if windows is None:
-            return None
-        return windows @ retrieval.embed_texts([query])[0].cpu().numpy()
+            return found, None
+        return found, windows @ retrieval.embed_texts([query])[0].cpu().numpy()
 
     # --- scoring --------------------------------------------------------------------------------
 

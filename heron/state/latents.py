@@ -36,6 +36,27 @@ from heron.types import MediaChunk
 
 logger = logging.getLogger(__name__)
 
+# KEYS: span, times, emb (one source: one hash tag); ARGV: start s, end s, the chunk key prefix,
+# "1" to return embeddings. The windows overlapping [start, end] by start time, flat: index,
+# t_start, t_end[, embedding or false] each. One round trip whatever the source length (the chunk
+# hashes share the source's slot, so the script is cluster-safe in practice, if not by the book).
+_WINDOW_SPANS = """
+local longest = tonumber(redis.call('ZSCORE', KEYS[1], 'max') or '0')
+-- (a number passed to redis.call becomes text at 14 digits: widen by 1 us, the t_end test is exact)
+local members = redis.call('ZRANGEBYSCORE', KEYS[2], tonumber(ARGV[1]) - longest - 1e-6, ARGV[2])
+local out = {}
+for _, member in ipairs(members) do
+  local times = redis.call('HMGET', ARGV[3] .. member, 't_start', 't_end')
+  if times[1] and times[2] and tonumber(times[2]) >= tonumber(ARGV[1]) then
+    out[#out + 1] = member
+    out[#out + 1] = times[1]
+    out[#out + 1] = times[2]
+    if ARGV[4] == '1' then out[#out + 1] = redis.call('HGET', KEYS[3], member) end
+  end
+end
+return out
+"""
+
 LATENT_DTYPE = "float16"  # what latents are stored as; they come back as this dtype
 _WIRE_DTYPES = {"float16": np.dtype("<f2")}  # stored dtype name -> explicit little-endian layout
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -187,39 +208,44 @@ class LatentStore:
         """Cached windows overlapping [start_s, end_s] seconds, ordered by start time."""
         return self.get_chunks(source_id, [index for index, _, _ in self.window_spans(source_id, start_s, end_s)])
 
-    @redis_errors_translated
     def window_spans(self, source_id: str, start_s: float, end_s: float) -> list[tuple[int, float, float]]:
         """(index, t_start, t_end) of the cached windows overlapping [start_s, end_s], by start time,
         without reading their latents: choose from these, then ``get_chunks`` the chosen ones."""
-        if not (math.isfinite(start_s) and math.isfinite(end_s)) or start_s > end_s:
-            raise TimeRangeError(f"invalid time range [{start_s}, {end_s}] s: need finite start <= end")
-        client = self.db.client
-        longest = client.zscore(self._key(source_id, "span"), "max") or 0.0
-        # A window overlaps iff t_start <= end and t_end >= start; t_end <= t_start + longest, so
-        # every candidate has t_start in [start - longest, end] and the index answers that directly.
-        members = client.zrangebyscore(self._key(source_id, "times"), start_s - longest, end_s)
-        indices = [int(member) for member in members]
-        pipe = client.pipeline(transaction=False)
-        for index in indices:
-            pipe.hmget(self._chunk_key(source_id, index), "t_start", "t_end")
-        spans = []
-        for index, (t_start, t_end) in zip(indices, pipe.execute()):
-            if t_start is not None and t_end is not None and float(t_end) >= start_s:
-                spans.append((index, float(t_start), float(t_end)))
-        return spans
+        return self._spans(source_id, start_s, end_s, with_embeddings=False)[0]
+
+    def spans_and_embeddings(
+        self, source_id: str, start_s: float, end_s: float
+    ) -> tuple[list[tuple[int, float, float]], np.ndarray | None]:
+        """``window_spans`` and, in the same round trip, the windows' retrieval embeddings: float32
+        [n, p] in their order, or None when any has none (a model without retrieval, or windows
+        cached before it had one)."""
+        return self._spans(source_id, start_s, end_s, with_embeddings=True)
 
     @redis_errors_translated
     def embeddings(self, source_id: str, indices: list[int]) -> np.ndarray | None:
         """float32 [n, p]: the retrieval embeddings of windows ``indices`` (in that order); None
-        when any of them has none (a model without retrieval, or windows cached before it had)."""
+        when any of them has none."""
         if not indices:
             return None
-        found = self.db.client.hmget(self._key(source_id, "emb"), [str(i) for i in indices])
-        if any(f is None for f in found) or len({len(f) for f in found}) != 1:
-            return None
-        return (
-            np.frombuffer(b"".join(found), dtype=_WIRE_DTYPES[LATENT_DTYPE]).reshape(len(found), -1).astype(np.float32)
-        )
+        return _stack_embeddings(self.db.client.hmget(self._key(source_id, "emb"), [str(i) for i in indices]))
+
+    @redis_errors_translated
+    def _spans(
+        self, source_id: str, start_s: float, end_s: float, *, with_embeddings: bool
+    ) -> tuple[list[tuple[int, float, float]], np.ndarray | None]:
+        if not (math.isfinite(start_s) and math.isfinite(end_s)) or start_s > end_s:
+            raise TimeRangeError(f"invalid time range [{start_s}, {end_s}] s: need finite start <= end")
+        # A window overlaps iff t_start <= end and t_end >= start; t_end <= t_start + longest, so
+        # every candidate has t_start in [start - longest, end] and the index answers that directly.
+        keys = [self._key(source_id, part) for part in ("span", "times", "emb")]
+        prefix = self._chunk_key(source_id, 0)[:-1]  # "...:chunk:"
+        args = [repr(float(start_s)), repr(float(end_s)), prefix, "1" if with_embeddings else "0"]
+        flat = self.db.script("window_spans", _WINDOW_SPANS)(keys=keys, args=args)
+        step = 4 if with_embeddings else 3
+        spans = [(int(flat[k]), float(flat[k + 1]), float(flat[k + 2])) for k in range(0, len(flat), step)]
+        if not with_embeddings or not spans:
+            return spans, None
+        return spans, _stack_embeddings(flat[3::4])
 
     @redis_errors_translated
     def cached_indices(self, source_id: str) -> set[int]:
@@ -420,3 +446,10 @@ def _decode_chunk(source_id: str, index: int, key: str, record: dict[bytes, byte
     # Copy: frombuffer views the immutable bytes, and callers (torch.from_numpy) want writable arrays.
     latents = np.frombuffer(payload, dtype=wire).reshape(shape).astype(np.float16, copy=True)
     return MediaChunk(source_id=source_id, index=index, t_start=t_start, t_end=t_end, latents=latents)
+
+
+def _stack_embeddings(found: list[bytes | None]) -> np.ndarray | None:
+    """float32 [n, p] from n stored fp16 embeddings; None when any is missing or they differ in size."""
+    if not found or any(f is None for f in found) or len({len(f) for f in found}) != 1:
+        return None
+    return np.frombuffer(b"".join(found), dtype=_WIRE_DTYPES[LATENT_DTYPE]).reshape(len(found), -1).astype(np.float32)

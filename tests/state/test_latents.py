@@ -243,6 +243,24 @@ def test_window_embeddings_are_stored_with_their_windows_and_leave_with_them(lat
     assert latents.embeddings("s", [0]) is None
 
 
+def test_spans_and_embeddings_come_in_one_read_and_agree_with_the_separate_reads(latents):
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((6, 8)).astype(np.float32)
+    latents.put_chunks(
+        [MediaChunk("s", i, 2.0 * i, 2.0 * i + 1.5, make_chunk("s", i, 0, 1).latents, vectors[i]) for i in range(6)]
+    )
+    spans, found = latents.spans_and_embeddings("s", 3.0, 7.0)
+    assert spans == latents.window_spans("s", 3.0, 7.0) == [(1, 2.0, 3.5), (2, 4.0, 5.5), (3, 6.0, 7.5)]
+    assert np.array_equal(found, latents.embeddings("s", [1, 2, 3]))
+    assert np.allclose(found, vectors[1:4], atol=1e-2)
+    assert latents.spans_and_embeddings("s", 3.6, 3.9) == ([], None)  # between windows 1 and 2
+    latents.put_chunk(make_chunk("s", 6, 12.0, 13.5))  # one without an embedding: none for the range
+    spans, found = latents.spans_and_embeddings("s", 0.0, 100.0)
+    assert [i for i, _, _ in spans] == list(range(7)) and found is None
+    with pytest.raises(TimeRangeError):
+        latents.spans_and_embeddings("s", 5.0, 1.0)
+
+
 def test_a_non_finite_embedding_is_refused(latents):
     bad = make_chunk("s", 0, 0.0, 1.0)
     with pytest.raises(StateStoreError, match="embedding"):
