@@ -78,7 +78,8 @@ class Heron:
         # is rejected before any actor (or Ray itself) starts.
         self._encoders: list = []
         self._answerer = None
-        self._names: dict[str, list[str]] = {}  # "encode" / "answer" -> the names of those actors
+        self._encoder_names: tuple[str, ...] = ()  # the encode and answer actors' names (stream actors
+        self._answerer_name = ""  # find them by name: stream_peers)
         self._answerer_loaded = False  # its constructor (the model load) has finished
         self._decoders: list = []  # decode actors, kept across ingests (started as needed)
         self._starting = threading.Lock()  # actors are created under it: one of each, however many ask
@@ -97,7 +98,7 @@ class Heron:
                 options = actor_options(self.cfg.ingest.encode)
                 names = [_actor_name("encode") for _ in range(self.cfg.ingest.num_encoders)]
                 self._encoders = [RemoteEncodeActor.options(**options, name=n).remote(self.cfg) for n in names]
-                self._names["encode"] = names
+                self._encoder_names = tuple(names)
             return self._encoders
 
     @property
@@ -107,17 +108,16 @@ class Heron:
             if self._answerer is None:
                 self._start_ray()
                 self._check_resources(answerer=1)
-                name = _actor_name("answer")
-                options = actor_options(self.cfg.answer.actor) | {"name": name}
+                self._answerer_name = _actor_name("answer")
+                options = actor_options(self.cfg.answer.actor) | {"name": self._answerer_name}
                 self._answerer = RemoteAnswerActor.options(**options).remote(self.cfg, self.latents, self.dialogue)
-                self._names["answer"] = [name]
             return self._answerer
 
     def stream_peers(self) -> StreamPeers:
         """The encode and answer actors a stream actor calls, by name (started if need be)."""
         _encoders, _answerer = self.encoders, self.answerer  # started here on first need
         with self._starting:
-            return StreamPeers(tuple(self._names["encode"]), self._names["answer"][0])
+            return StreamPeers(self._encoder_names, self._answerer_name)
 
     def _start_ray(self) -> None:
         if not ray.is_initialized():

@@ -238,7 +238,7 @@ class LatentStore:
         # A window overlaps iff t_start <= end and t_end >= start; t_end <= t_start + longest, so
         # every candidate has t_start in [start - longest, end] and the index answers that directly.
         keys = [self._key(source_id, part) for part in ("span", "times", "emb")]
-        prefix = self._chunk_key(source_id, 0)[:-1]  # "...:chunk:"
+        prefix = self._key(source_id, "chunk", "")  # "...:chunk:", the script appends each index
         args = [repr(float(start_s)), repr(float(end_s)), prefix, "1" if with_embeddings else "0"]
         flat = self.db.script("window_spans", _WINDOW_SPANS)(keys=keys, args=args)
         step = 4 if with_embeddings else 3
