@@ -65,7 +65,8 @@ def test_a_call_to_a_dead_server_gives_up_after_its_retry_window():
     started = time.monotonic()
     with pytest.raises(redis.ConnectionError):
         client.ping()
-    assert 0.2 < time.monotonic() - started < 2.0
+    # it retried (pauses of 0.05-0.1 s then 0.1-0.2 s fit any 0.5-s window: >= 0.15 s) and gave up
+    assert 0.12 < time.monotonic() - started < 2.0
 
 
 def test_nested_retries_share_the_outer_deadline():
