@@ -14,6 +14,9 @@
 2. Ingests: ``--ingests`` short files ingested one after another through one Heron (the cache of
    each cleared first, so every one decodes); the pooled decode actor's RSS and fds after each,
    with decord (the default for files; decord is known to leak) and with PyAV.
+3. Encodes (run after the live soak): ``--encodes`` windows of random frames encoded one call at a time,
+   as a live stream sends them; the encode actor's USS swings by tens of MB as its allocator takes
+   and gives back torch's buffers, so its floor (the minimum of a third) is what is compared.
 """
 
 from __future__ import annotations
@@ -138,14 +141,17 @@ def dialogue_bytes(client, prefix: str) -> int:
 @dataclass(frozen=True)
 class Trend:
     """A series after warm-up: least-squares slope over its second half (value units per unit of
-    t: per second of a live run, per ingest), the medians of its first and last thirds, and the
-    spread (max - min) of its second half."""
+    t: per second of a live run, per ingest), the medians and the minima ("floors") of its first
+    and last thirds, and the spread (max - min) of its second half. A process whose allocator
+    takes and gives back large buffers swings above a floor that only a leak raises."""
 
     slope: float
     first_third: float
     last_third: float
     spread: float
     n: int
+    first_floor: float
+    last_floor: float
 
 
 def trend(t: list[float], values: list[float], *, warmup: float = 0.2) -> Trend:
@@ -163,6 +169,8 @@ def trend(t: list[float], values: list[float], *, warmup: float = 0.2) -> Trend:
         float(np.median(v_arr[-third:])),
         float(np.ptp(vh)) if len(vh) else float("nan"),
         len(v_arr),
+        float(v_arr[:third].min()),
+        float(v_arr[-third:].min()),
     )
 
 
@@ -288,6 +296,30 @@ def ingest_soak(heron, clips: list[str], ingests: int, *, every: int = 1) -> tup
     return samples, len(seen)
 
 
+# --- encodes -----------------------------------------------------------------------------------------
+
+
+def encode_soak(heron, windows: int, *, every: int = 5, seed: int = 0) -> Samples:
+    """Encode ``windows`` windows of random frames one call at a time on the first encode actor, as
+    a live stream sends them; sample its USS, RSS and fds every ``every`` windows (x = windows
+    done). Random frames: no two calls alike, so nothing a cache keeps could pass for flat."""
+    from heron.actors.calls import get
+    from heron.types import FrameBatch
+
+    encoder = heron.encoders[0]
+    pid = get(encoder.pid.remote(), timeout_s=60)
+    frames_per_window, size = heron.cfg.decode.window_frames, heron.cfg.decode.size
+    rng = np.random.default_rng(seed)
+    samples = Samples()
+    for n in range(windows):
+        frames = rng.integers(0, 256, (frames_per_window, size, size, 3), dtype=np.uint8)  # [T, H, W, 3]
+        pts = n * frames_per_window / heron.cfg.decode.fps + np.arange(frames_per_window) / heron.cfg.decode.fps
+        get(encoder.encode.remote([FrameBatch("encode-soak", n, frames, pts)]), timeout_s=60)
+        if n % every == 0:
+            samples.add(float(n), sample_processes({"encode": pid}))
+    return samples
+
+
 # --- the benchmark -------------------------------------------------------------------------------------
 
 
@@ -301,6 +333,7 @@ def parser():
     p.add_argument(
         "--ingests", type=int, default=None, help="short files ingested one by one (default 400; --quick 60)"
     )
+    p.add_argument("--encodes", type=int, default=None, help="windows encoded one by one (default 2000; --quick 300)")
     p.add_argument("--clip-seconds", type=float, default=30.0, help="length of each ingested file (s)")
     p.add_argument("--warmup", type=float, default=0.2, help="fraction of each run left out as warm-up")
     return p
@@ -317,6 +350,7 @@ def run(args) -> dict:
     seconds = minutes * 60
     every = args.every or max(1.0, seconds / 100)
     ingests = args.ingests or (60 if args.quick else 400)
+    encodes = args.encodes or (300 if args.quick else 2000)
     cfg = load_pipeline_config(args.config)
     if args.device:
         cfg.device = args.device
@@ -326,7 +360,16 @@ def run(args) -> dict:
     table = Table(
         f"Soak ({args.config}): {minutes:g} min live stream, a question every {args.ask_every:g} s, "
         f"retention {args.retention_windows} windows; {ingests} ingests of {len(clips)} {args.clip_seconds:g}-s files",
-        ["series", "samples", "first third", "last third", "slope /min or /100 ingests", "2nd-half spread"],
+        [
+            "series",
+            "samples",
+            "first third",
+            "last third",
+            "floor first",
+            "floor last",
+            "slope /min or /100",
+            "2nd-half spread",
+        ],
     )
     result: dict = {}
     with ThrowawayRedis() as server, Heron(cfg, redis_url=server.url, progress=False) as heron:
@@ -335,6 +378,12 @@ def run(args) -> dict:
         live = live_soak(heron, scene, seconds, every_s=every, ask_every_s=args.ask_every, on_sample=_progress(every))
         for name, values in live.samples.series.items():
             _row(table, f"live: {name}", live.samples.t, values, args.warmup, per=60.0)
+        log(f"encode soak: {encodes} windows, one per call")
+        encoded = encode_soak(heron, encodes)
+        for name, values in encoded.series.items():
+            _row(table, f"encodes: {name}", encoded.t, values, args.warmup, per=100.0)
+        uss = trend(encoded.t, encoded.series["uss encode"], warmup=args.warmup)
+        result["encode_uss_floor_growth_mb"] = (uss.last_floor - uss.first_floor) / MB
         for decoder in ("decord", "pyav"):
             heron.close()  # fresh actors with this decoder
             heron.cfg.decode = dataclasses.replace(heron.cfg.decode, decoder=decoder)
@@ -349,7 +398,7 @@ def run(args) -> dict:
     median_answer = statistics.median(live.answer_seconds) if live.answer_seconds else float("nan")
     table.notes += [
         "slope: least-squares line through the second half after warm-up, per minute (live) or per 100"
-        " ingests; rss, uss and redis in MB",
+        " ingests or windows; floor: the minimum of a third; rss, uss and redis in MB",
         f"questions: {live.answered} answered of {live.asked} asked, median {median_answer:.2f} s; "
         f"errors {len(live.errors)}{': ' + live.errors[0] if live.errors else ''}",
         f"stream: {live.windows} windows, {live.windows_kept} kept at the end (retention); "
@@ -358,7 +407,17 @@ def run(args) -> dict:
         reproduce_line(
             SCRIPT,
             args,
-            ["config", "device", "minutes", "every", "ask_every", "retention_windows", "ingests", "clip_seconds"],
+            [
+                "config",
+                "device",
+                "minutes",
+                "every",
+                "ask_every",
+                "retention_windows",
+                "ingests",
+                "encodes",
+                "clip_seconds",
+            ],
         ),
     ]
     rss_slopes = {
@@ -378,7 +437,8 @@ def run(args) -> dict:
         f"HEADLINE soak: {minutes:g} min live, worst actor RSS slope {rss_slopes[worst]:+.2f} MB/min ({worst}); "
         f"Redis {result['redis_slope_kb_per_min']:+.1f} KB/min; decode actor RSS per 100 ingests "
         f"{result['decode_rss_per_100_ingests_decord_mb']:+.1f} MB (decord), "
-        f"{result['decode_rss_per_100_ingests_pyav_mb']:+.1f} MB (PyAV); {live.answered} answers, "
+        f"{result['decode_rss_per_100_ingests_pyav_mb']:+.1f} MB (PyAV); encode actor USS floor "
+        f"{result['encode_uss_floor_growth_mb']:+.1f} MB over {encodes} windows; {live.answered} answers, "
         f"{len(live.errors)} errors"
     )
     print(table.render(), flush=True)
@@ -389,7 +449,8 @@ def _row(table: Table, name: str, t, values, warmup: float, *, per: float) -> No
     """One series' trend; ``per``: units of t the slope is given per (60 s, 100 ingests)."""
     found = trend(t, values, warmup=warmup)
     scale = 1 / MB if ("ss " in name or "redis" in name) else 1.0
-    cells = (found.first_third * scale, found.last_third * scale, found.slope * per * scale, found.spread * scale)
+    cells = (found.first_third, found.last_third, found.first_floor, found.last_floor, found.slope * per, found.spread)
+    cells = tuple(c * scale for c in cells)
     table.add(name, found.n, *cells)
 
 
