@@ -6,6 +6,7 @@ gets another's latents. Per source (one hash tag, so one cluster slot):
 
     src:{fp:source}:chunk:<i>   hash: fp16 latent bytes, shape, dtype, t_start, t_end, fmt
     src:{fp:source}:times       sorted set: window index -> t_start (range queries)
+    src:{fp:source}:ends        hash: window index -> t_end (range queries read no chunk hash)
     src:{fp:source}:span        sorted set: "max" -> the longest window (widens range queries)
     src:{fp:source}:meta        hash: settings, duration, n_windows, complete, name, fmt
     src:{fp:source}:damage      hash: start -> end (s) of each span decoding had to skip
@@ -36,22 +37,31 @@ from heron.types import MediaChunk
 
 logger = logging.getLogger(__name__)
 
-# KEYS: span, times, emb (one source: one hash tag); ARGV: start s, end s, the chunk key prefix,
-# "1" to return embeddings. The windows overlapping [start, end] by start time, flat: index,
-# t_start, t_end[, embedding or false] each. One round trip whatever the source length (the chunk
-# hashes share the source's slot, so the script is cluster-safe in practice, if not by the book).
+# KEYS: span, times, emb, ends (one source: one hash tag); ARGV: start s, end s, the chunk key
+# prefix, "1" to return embeddings. The windows overlapping [start, end] by start time, flat:
+# index, t_start, t_end[, embedding or false] each. One round trip and a few commands per 512
+# windows whatever the source length: start times come with the index, ends and embeddings in
+# one HMGET per batch. A window cached before the ends hash existed reads its end from its chunk
+# hash (which shares the source's slot: cluster-safe in practice, if not by the book).
 _WINDOW_SPANS = """
 local longest = tonumber(redis.call('ZSCORE', KEYS[1], 'max') or '0')
+local start = tonumber(ARGV[1])
 -- (a number passed to redis.call becomes text at 14 digits: widen by 1 us, the t_end test is exact)
-local members = redis.call('ZRANGEBYSCORE', KEYS[2], tonumber(ARGV[1]) - longest - 1e-6, ARGV[2])
+local found = redis.call('ZRANGEBYSCORE', KEYS[2], start - longest - 1e-6, ARGV[2], 'WITHSCORES')
 local out = {}
-for _, member in ipairs(members) do
-  local times = redis.call('HMGET', ARGV[3] .. member, 't_start', 't_end')
-  if times[1] and times[2] and tonumber(times[2]) >= tonumber(ARGV[1]) then
-    out[#out + 1] = member
-    out[#out + 1] = times[1]
-    out[#out + 1] = times[2]
-    if ARGV[4] == '1' then out[#out + 1] = redis.call('HGET', KEYS[3], member) end
+for first = 1, #found, 1024 do
+  local members = {}
+  for k = first, math.min(first + 1022, #found - 1), 2 do members[#members + 1] = found[k] end
+  local ends = redis.call('HMGET', KEYS[4], unpack(members))
+  local embs = ARGV[4] == '1' and redis.call('HMGET', KEYS[3], unpack(members)) or {}
+  for j, member in ipairs(members) do
+    local t_end = ends[j] or redis.call('HGET', ARGV[3] .. member, 't_end')
+    if t_end and tonumber(t_end) >= start then
+      out[#out + 1] = member
+      out[#out + 1] = found[first + 2 * j - 1]
+      out[#out + 1] = t_end
+      if ARGV[4] == '1' then out[#out + 1] = embs[j] end
+    end
   end
 end
 return out
@@ -132,6 +142,7 @@ class LatentStore:
         for chunk, record in records:
             pipe.hset(self._chunk_key(chunk.source_id, chunk.index), mapping=record)
             pipe.zadd(self._key(chunk.source_id, "times"), {str(chunk.index): chunk.t_start})
+            pipe.hset(self._key(chunk.source_id, "ends"), str(chunk.index), record["t_end"])
             # ZADD GT keeps the longest window atomically; range queries widen their search by it.
             pipe.zadd(self._key(chunk.source_id, "span"), {"max": chunk.t_end - chunk.t_start}, gt=True)
             if chunk.embedding is not None:
@@ -237,7 +248,7 @@ class LatentStore:
             raise TimeRangeError(f"invalid time range [{start_s}, {end_s}] s: need finite start <= end")
         # A window overlaps iff t_start <= end and t_end >= start; t_end <= t_start + longest, so
         # every candidate has t_start in [start - longest, end] and the index answers that directly.
-        keys = [self._key(source_id, part) for part in ("span", "times", "emb")]
+        keys = [self._key(source_id, part) for part in ("span", "times", "emb", "ends")]
         prefix = self._key(source_id, "chunk", "")  # "...:chunk:", the script appends each index
         args = [repr(float(start_s)), repr(float(end_s)), prefix, "1" if with_embeddings else "0"]
         flat = self.db.script("window_spans", _WINDOW_SPANS)(keys=keys, args=args)
@@ -335,7 +346,7 @@ class LatentStore:
         client = self.db.client
         members = client.zrange(self._key(source_id, "times"), 0, -1)
         keys = [self._chunk_key(source_id, int(member)) for member in members]
-        keys += [self._key(source_id, part) for part in ("meta", "times", "span", "damage", "emb")]
+        keys += [self._key(source_id, part) for part in ("meta", "times", "ends", "span", "damage", "emb")]
         deleted = client.unlink(*keys)
         client.srem(self._sources_key(), source_id)
         return int(deleted)
@@ -370,6 +381,7 @@ class LatentStore:
         pipe.unlink(*[self._chunk_key(source_id, i) for i in indices])
         pipe.zrem(self._key(source_id, "times"), *[str(i) for i in indices])
         pipe.hdel(self._key(source_id, "emb"), *[str(i) for i in indices])
+        pipe.hdel(self._key(source_id, "ends"), *[str(i) for i in indices])
         deleted, *_ = pipe.execute()
         return int(deleted)
 
@@ -388,6 +400,7 @@ class LatentStore:
             pipe = self.db.client.pipeline(transaction=True)
             pipe.unlink(key)
             pipe.zrem(self._key(source_id, "times"), str(index))
+            pipe.hdel(self._key(source_id, "ends"), str(index))
             pipe.hset(self._key(source_id, "meta"), "complete", "0")
             pipe.execute()
             return None

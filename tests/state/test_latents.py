@@ -113,7 +113,7 @@ def test_clear_source_leaves_other_sources_intact(latents):
     for source in ("video-a", "video-b"):
         for index in range(3):
             latents.put_chunk(make_chunk(source, index, float(index), index + 1.0))
-    assert latents.clear_source("video-a") == 3 + 3  # chunks + meta, times, span
+    assert latents.clear_source("video-a") == 3 + 4  # chunks + meta, times, ends, span
     assert latents.get_chunk("video-a", 0) is None and latents.source_info("video-a") is None
     assert latents.list_sources() == ["video-b"]
     assert [c.index for c in latents.chunks_in_range("video-b", 0.0, 10.0)] == [0, 1, 2]
@@ -203,7 +203,7 @@ def test_keys_of_one_source_share_one_cluster_slot(latents):
     latents.put_chunk(make_chunk("video-a", 4, 8.0, 9.0))
     keys = [k.decode() for k in raw(latents).scan_iter(match=f"{latents.db.prefix}src:*")]
     tags = {k[k.index("{") + 1 : k.index("}")] for k in keys}
-    assert len(keys) == 4 and tags == {f"{latents.fingerprint}:video-a"}  # chunk, times, span, meta
+    assert len(keys) == 5 and tags == {f"{latents.fingerprint}:video-a"}  # chunk, times, ends, span, meta
 
 
 def test_drop_windows_forgets_their_latents_and_index(latents):
@@ -213,6 +213,31 @@ def test_drop_windows_forgets_their_latents_and_index(latents):
     assert latents.cached_indices("video-a") == {2, 3}
     assert [c.index for c in latents.chunks_in_range("video-a", 0.0, 10.0)] == [2, 3]
     assert latents.drop_windows("video-a", []) == 0
+    assert sorted(raw(latents).hkeys(latents._key("video-a", "ends"))) == [b"2", b"3"]
+
+
+def test_range_queries_over_many_windows_match_a_direct_computation(latents):
+    # 1,300 windows of 8 frames at 12.5 fps (0.64 s, times that are not short decimals): the
+    # script's batches of 512 and their seams, and the overlap test at both ends of the range.
+    rng = np.random.default_rng(3)
+    starts = [i * 0.64 for i in range(1300)]
+    vectors = rng.standard_normal((1300, 4)).astype(np.float32)
+    latents.put_chunks(
+        [MediaChunk("s", i, t, t + 0.64, make_chunk("s", i, 0, 1).latents, vectors[i]) for i, t in enumerate(starts)]
+    )
+    for start, end in [(0.0, 1e9), (327.0, 655.9), (0.64 * 511, 0.64 * 1025), (1.0, 1.0)]:
+        want = [(i, t, t + 0.64) for i, t in enumerate(starts) if t <= end and t + 0.64 >= start]
+        spans, found = latents.spans_and_embeddings("s", start, end)
+        assert spans == want == latents.window_spans("s", start, end)
+        assert np.allclose(found, vectors[[i for i, _, _ in want]], atol=1e-2)
+
+
+def test_windows_cached_before_the_ends_index_are_still_found(latents):
+    for index in range(3):
+        latents.put_chunk(make_chunk("video-a", index, 2.0 * index, 2.0 * index + 1.5))
+    raw(latents).hdel(latents._key("video-a", "ends"), "1")  # as an older Heron wrote it
+    assert latents.window_spans("video-a", 0.0, 10.0) == [(0, 0.0, 1.5), (1, 2.0, 3.5), (2, 4.0, 5.5)]
+    assert latents.window_spans("video-a", 3.6, 3.9) == []  # window 1's end, read from its chunk
 
 
 def test_put_chunks_writes_several_sources_in_one_call(latents):
