@@ -417,6 +417,7 @@ def run(args) -> dict:
             [
                 "config",
                 "device",
+                "quick",
                 "minutes",
                 "every",
                 "ask_every",

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from heron.data.atomic import atomic_path
 from heron.data.synthetic.config import NUMBER_WORDS, PALETTE, ClipConfig, SceneSamplingError, SyntheticConfigError
 from heron.data.synthetic.render import shape_mask
-from heron.data.synthetic.scene import ClipObject, _place
+from heron.data.synthetic.scene import ClipObject, place_object
 from heron.data.video_writer import write_video_chunks
 from heron.text import ORDINALS
 
@@ -155,7 +155,7 @@ def sample_long_video(rng: np.random.Generator, cfg: LongConfig) -> LongVideo:
     for k, ((color, shape), length) in enumerate(zip(pairs, lengths)):
         start = int(cuts[k]) + gap * (k + 1) + used
         used += length
-        placed = next((o for o in (_place(rng, clip, color, shape, 0, length, []) for _ in range(20)) if o), None)
+        placed = next((o for o in (place_object(rng, clip, color, shape, 0, length, []) for _ in range(20)) if o), None)
         if placed is None:  # alone on the canvas it always fits unless the config cannot
             raise SceneSamplingError(20, clip.size, 1)
         events.append(Event(placed, start))

@@ -144,7 +144,7 @@ def sample_clip(rng: np.random.Generator, cfg: ClipConfig) -> ClipMetadata:
         objects: list[ClipObject] = []
         for color, shape in zip(colors, shapes):
             appear, disappear = _sample_timing(rng, cfg)
-            placed = _place(rng, cfg, color, shape, appear, disappear, objects)
+            placed = place_object(rng, cfg, color, shape, appear, disappear, objects)
             if placed is None:
                 break
             objects.append(placed)
@@ -174,7 +174,7 @@ def _timings_usable(meta: ClipMetadata) -> bool:
     return shown and (len(meta.objects) < 2 or bool(temporal_pairs(meta)))
 
 
-def _place(
+def place_object(
     rng: np.random.Generator,
     cfg: ClipConfig,
     color: str,
