@@ -75,6 +75,10 @@ def evaluate(
     selection: Annotated[
         str | None, typer.Option("--selection", help="with --pipeline: evenly, similar or hybrid [default: config's]")
     ] = None,
+    when: Annotated[
+        str | None,
+        typer.Option("--when", help="with --pipeline: 'when' answers by model or retrieval [default: config's]"),
+    ] = None,
     config: options.Config = None,
     redis_url: options.RedisUrl = None,
     json: options.Json = False,
@@ -102,7 +106,7 @@ def evaluate(
     if pipeline or any(q.category.startswith("long_") for q in questions):
         from heron.service.evaluate import format_pipeline_report
 
-        report = _evaluate_pipeline(out, config, model_dir, questions, selection, redis_url, quiet or json)
+        report = _evaluate_pipeline(out, config, model_dir, questions, selection, when, redis_url, quiet or json)
         _emit_report(out, report, model_dir, data_dir, out_file, format_pipeline_report)
         return
     decode = decode_config_of(model_dir) or DecodeConfig()
@@ -177,7 +181,7 @@ def demo_model(
     build_demo_model(config, force=force, progress=not quiet)
 
 
-def _evaluate_pipeline(out: Output, config, model_dir, questions, selection, redis_url, quiet: bool) -> dict:
+def _evaluate_pipeline(out: Output, config, model_dir, questions, selection, when, redis_url, quiet: bool) -> dict:
     """``heron eval --pipeline``: every question asked through a Heron (heron.service.evaluate)."""
     from tqdm import tqdm
 
@@ -185,8 +189,8 @@ def _evaluate_pipeline(out: Output, config, model_dir, questions, selection, red
     from heron.service.evaluate import evaluate_pipeline
 
     cfg = options.pipeline_config(config, model_dir, out)
-    if selection is not None:
-        cfg.answer = dataclasses.replace(cfg.answer, selection=selection)  # (checked: a typo is one line)
+    overrides = {k: v for k, v in (("selection", selection), ("when", when)) if v is not None}
+    cfg.answer = dataclasses.replace(cfg.answer, **overrides)  # (checked: a typo is one line)
     bar = tqdm(total=len(questions), unit="question", disable=quiet, desc="asking")
     with Heron(cfg, redis_url=redis_url, progress=False) as heron:
         report = evaluate_pipeline(heron, questions, on_progress=lambda done, _: bar.update(done - bar.n))

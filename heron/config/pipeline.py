@@ -110,6 +110,10 @@ class AnswerConfig:
     # retrieval embeddings (a model with no retrieval: section) every mode falls back to evenly.
     selection: Literal["evenly", "similar", "hybrid"] = "hybrid"
     evidence_windows: int = 3  # windows cited as an answer's evidence: the most similar of those used
+    # "When ...?" questions (docs/long_videos.md): the window the model names (an ordinal among
+    # those it was given), or the window most similar to the question in the retrieval space
+    # (moment retrieval: no LM needed; a model without retrieval falls back to its own answer).
+    when: Literal["model", "retrieval"] = "model"
     live_newest_windows: int = 2  # a live stream's newest windows are always among those chosen
     history_turns: int = 4  # earlier question/answer pairs of the session put into the prompt
     # Dynamic batching: questions that arrive within batch_window_ms of the first waiting one are
@@ -126,6 +130,8 @@ class AnswerConfig:
     def __post_init__(self) -> None:
         if self.selection not in ("evenly", "similar", "hybrid"):
             raise ConfigError(f"pipeline.answer.selection must be evenly, similar or hybrid, got {self.selection!r}")
+        if self.when not in ("model", "retrieval"):
+            raise ConfigError(f"pipeline.answer.when must be model or retrieval, got {self.when!r}")
         if not (isinstance(self.live_newest_windows, int) and self.live_newest_windows >= 0):
             raise ConfigError(
                 f"pipeline.answer.live_newest_windows must be an integer >= 0, got {self.live_newest_windows!r}"

@@ -128,6 +128,7 @@ class _Prepared:
     media: list[np.ndarray]  # per item: latents [k*R, d]
     spans: list[list[tuple[float, float]]]
     evidence: list[tuple[float, float]]  # of the first media item, best first
+    located: tuple[float, float] | None  # the first item's window most similar to the question
     history: list[tuple[str, str]]
     damaged: list[tuple[float, float]]  # spans of the media's range that decoding had to skip (s)
 
@@ -158,7 +159,7 @@ class AnswerStage:
 
     def prepare(self, request: AnswerRequest) -> _Prepared:
         """Read the windows each media item needs (only those: cost stays flat in stream length)."""
-        media, spans, cited = self._media(request.media, request.question or _text_of(request.prompt))
+        media, spans, cited, located = self._media(request.media, request.question or _text_of(request.prompt))
         damaged = [
             span for ref in request.media for span in self.latents.damaged_spans(ref.source_id, ref.start, ref.end)
         ]
@@ -170,15 +171,18 @@ class AnswerStage:
                 (q.text, a.text) for q, a in zip(turns[::2], turns[1::2]) if q.role == "user" and a.role == "assistant"
             ]
             prompt = question_prompt(request.question, history)
-        return _Prepared(request, prompt, media, spans, cited, history, damaged)
+        return _Prepared(request, prompt, media, spans, cited, located, history, damaged)
 
     def _media(
         self, refs: list[MediaRef], query: str = ""
-    ) -> tuple[list[np.ndarray], list[list[tuple[float, float]]], list[tuple[float, float]]]:
-        """Per media item: the chosen windows' latents concatenated [k*R, d] and their spans; and
-        the first item's evidence spans. Windows are chosen by ``answer.selection``
-        (heron.pipeline.selection) against ``query``, reading only the chosen ones' latents."""
-        media, spans, cited = [], [], []
+    ) -> tuple[
+        list[np.ndarray], list[list[tuple[float, float]]], list[tuple[float, float]], tuple[float, float] | None
+    ]:
+        """Per media item: the chosen windows' latents concatenated [k*R, d] and their spans; the
+        first item's evidence spans, and its window most similar to ``query`` (None without
+        scores). Windows are chosen by ``answer.selection`` (heron.pipeline.selection) against
+        ``query``, reading only the chosen ones' latents."""
+        media, spans, cited, located = [], [], [], None
         for ref in refs:
             found, scores = self._windows(ref, query)
             picked = select_windows(scores, len(found), self.cfg.max_windows, self.cfg.selection, newest=ref.newest)
@@ -187,7 +191,8 @@ class AnswerStage:
             spans.append([(c.t_start, c.t_end) for c in chosen])
             if not cited:
                 cited = [found[i][1:] for i in evidence(scores, picked, self.cfg.evidence_windows)]
-        return media, spans, cited
+                located = found[int(np.argmax(scores))][1:] if scores is not None else None
+        return media, spans, cited, located
 
     def _windows(self, ref: MediaRef, query: str) -> tuple[list[tuple[int, float, float]], np.ndarray | None]:
         """(index, t_start, t_end) of the range's windows (times only, no latents) and, with a
@@ -283,7 +288,10 @@ class AnswerStage:
         request = prepared.request
         text, cited = row.text, prepared.evidence
         spans = [span for item in prepared.spans for span in item]
-        when = resolve_when(text, prepared.spans[0]) if is_when_question(request.question) and prepared.spans else None
+        when = None
+        if is_when_question(request.question) and prepared.spans:
+            by_retrieval = self.cfg.when == "retrieval" and prepared.located is not None
+            when = prepared.located if by_retrieval else resolve_when(text, prepared.spans[0])
         if when is not None:
             text, cited = when_text(when), [when]
         if request.question is not None:

@@ -58,6 +58,7 @@ def evaluate_pipeline(
         "videos": len(by_video),
         "window_s": window,
         "selection": heron.cfg.answer.selection,
+        "when": heron.cfg.answer.when,
         "overall": _summary(rows),
         "categories": {k: _summary(v) for k, v in sorted(by_category.items())},
         "seconds": {"ingest": round(ingest_s, 1), "answers": round(answer_s, 1)},
@@ -96,7 +97,7 @@ def format_pipeline_report(report: dict) -> str:
     """The plain-text table ``heron eval --pipeline`` prints."""
     lines = [
         f"pipeline accuracy ({report['questions']} questions, {report['videos']} videos, "
-        f"selection {report['selection']})",
+        f"selection {report['selection']}, when by {report.get('when', 'model')})",
         f"  {'category':<18} {'n':>6} {'accuracy':>9} {'evidence':>9}",
     ]
     for name, s in list(report["categories"].items()) + [("overall", report["overall"])]:

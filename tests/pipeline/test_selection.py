@@ -9,6 +9,7 @@ import pytest
 
 import heron
 from heron.config import AnswerConfig, load_config
+from heron.errors import ConfigError
 from heron.pipeline.answer import AnswerRequest, AnswerStage
 from heron.pipeline.prompts import evenly_spaced
 from heron.pipeline.selection import evidence, select_windows
@@ -78,6 +79,28 @@ def test_the_answer_stage_reads_the_window_the_question_is_about_and_cites_it(mo
     spread = evenly.run([AnswerRequest.about(question, "long")])[0]
     assert spread.spans == [(2.0 * i, 2.0 * i + 2) for i in evenly_spaced(40, 6)] and (54.0, 56.0) not in spread.spans
     assert len(spread.evidence) == 2 and set(spread.evidence) <= set(spread.spans)  # the most similar of those used
+
+
+@pytest.mark.integration
+def test_when_by_retrieval_answers_with_the_window_most_similar_to_the_question(model, latents, dialogue):
+    question = "When does the red square appear?"
+    target = model.encoder.retrieval.embed_texts([question])[0].numpy()  # [p], unit length
+    rng = np.random.default_rng(4)
+    dim, tokens = model.encoder.dim, model.encoder.num_latents
+    chunks = []
+    for i in range(50):
+        other = rng.standard_normal(target.shape)
+        other -= (other @ target) * target  # similarity 0; window 31 is the question's own vector
+        embedding = target if i == 31 else other / np.linalg.norm(other)
+        chunks.append(MediaChunk("moment", i, 2.0 * i, 2.0 * i + 2, rng.standard_normal((tokens, dim)), embedding))
+    latents.put_chunks(chunks)
+    cfg = AnswerConfig(max_new_tokens=4, max_windows=6, when="retrieval")
+    [answer] = AnswerStage(model, latents, dialogue, cfg).run([AnswerRequest.about(question, "moment")])
+    assert answer.when == (62.0, 64.0) and answer.text == "at 62.0–64.0 s" and answer.evidence == [(62.0, 64.0)]
+    by_model = AnswerStage(model, latents, dialogue, dataclasses.replace(cfg, when="model"))
+    assert by_model.run([AnswerRequest.about(question, "moment")])[0].when is None  # the random LM names none
+    with pytest.raises(ConfigError, match="answer.when"):
+        AnswerConfig(when="lm")
 
 
 @pytest.mark.integration
