@@ -249,12 +249,14 @@ def retrieval_texts(meta: ClipMetadata, frame: int, rng: np.random.Generator) ->
     """A question-like text about what ``frame`` shows, and which frames it is true of (a test
     on a frame's set of (colour, shape) pairs): the retrieval tower learns to find the frames a
     question is about from the way questions are asked ("is there a red square in the video?",
-    "what color is the square?", "which appeared first, the square or the circle?")."""
+    "what color is the square?", "which appeared first, the red square or the blue circle?",
+    "how many objects appear in the video?"), in the forms of the long-video questions."""
     shown = [(o.color, o.shape) for o in meta.objects if o.visible(frame)]
     if not shown:
         return "nothing", lambda pairs: not pairs
     color, shape = shown[int(rng.integers(len(shown)))]
-    others = [s for s in meta.config.shapes if s != shape]
+    # the other object an order question names: any other colour-shape pair (it need not be shown)
+    others = [(c, s) for c in meta.config.colors for s in meta.config.shapes if (c, s) != (color, shape)]
     other = others[int(rng.integers(len(others)))]
     forms: list[tuple[str, Callable[[set], bool]]] = [
         (f"{color} {shape}", lambda pairs: (color, shape) in pairs),
@@ -264,9 +266,10 @@ def retrieval_texts(meta: ClipMetadata, frame: int, rng: np.random.Generator) ->
         (f"what color is the {shape}?", lambda pairs: any(s == shape for _, s in pairs)),
         (f"what shape is the {color} object?", lambda pairs: any(c == color for c, _ in pairs)),
         (
-            f"which appeared first, the {color} {shape} or the {other}?",
-            lambda pairs: (color, shape) in pairs or any(s == other for _, s in pairs),
+            f"which appeared first, the {color} {shape} or the {other[0]} {other[1]}?",
+            lambda pairs: (color, shape) in pairs or other in pairs,
         ),
+        ("how many objects appear in the video?", lambda pairs: bool(pairs)),
     ]
     return forms[int(rng.integers(len(forms)))]
 
