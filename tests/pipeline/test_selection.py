@@ -58,19 +58,25 @@ def model(tmp_path_factory):
     return heron.load_model(cfg, trainable="none")
 
 
+def cache_one_matching_window(model, latents, source: str, question: str, n: int, hit: int, seed: int) -> None:
+    """Cache ``n`` 2-s windows of random latents whose embeddings are all orthogonal to the
+    question's (similarity 0) but window ``hit``'s, which is the question's own."""
+    target = model.encoder.retrieval.embed_texts([question])[0].numpy()  # [p], unit length
+    rng = np.random.default_rng(seed)
+    dim, tokens = model.encoder.dim, model.encoder.num_latents
+    chunks = []
+    for i in range(n):
+        other = rng.standard_normal(target.shape)
+        other -= (other @ target) * target
+        embedding = target if i == hit else other / np.linalg.norm(other)
+        chunks.append(MediaChunk(source, i, 2.0 * i, 2.0 * i + 2, rng.standard_normal((tokens, dim)), embedding))
+    latents.put_chunks(chunks)
+
+
 @pytest.mark.integration
 def test_the_answer_stage_reads_the_window_the_question_is_about_and_cites_it(model, latents, dialogue):
     question = "Is there a red square in the video?"
-    target = model.encoder.retrieval.embed_texts([question])[0].numpy()  # [p], unit length
-    rng = np.random.default_rng(1)
-    dim, tokens = model.encoder.dim, model.encoder.num_latents
-    chunks = []
-    for i in range(40):
-        other = rng.standard_normal(target.shape)
-        other -= (other @ target) * target  # orthogonal to the question: similarity 0
-        embedding = target if i == 27 else other / np.linalg.norm(other)
-        chunks.append(MediaChunk("long", i, 2.0 * i, 2.0 * i + 2, rng.standard_normal((tokens, dim)), embedding))
-    latents.put_chunks(chunks)
+    cache_one_matching_window(model, latents, "long", question, n=40, hit=27, seed=1)
     cfg = AnswerConfig(max_new_tokens=4, max_windows=6, selection="similar", evidence_windows=2)
     similar = AnswerStage(model, latents, dialogue, cfg).run([AnswerRequest.about(question, "long")])[0]
     assert {(52.0, 54.0), (54.0, 56.0), (56.0, 58.0)} <= set(similar.spans)  # window 27 and its neighbours
@@ -84,16 +90,7 @@ def test_the_answer_stage_reads_the_window_the_question_is_about_and_cites_it(mo
 @pytest.mark.integration
 def test_when_by_retrieval_answers_with_the_window_most_similar_to_the_question(model, latents, dialogue):
     question = "When does the red square appear?"
-    target = model.encoder.retrieval.embed_texts([question])[0].numpy()  # [p], unit length
-    rng = np.random.default_rng(4)
-    dim, tokens = model.encoder.dim, model.encoder.num_latents
-    chunks = []
-    for i in range(50):
-        other = rng.standard_normal(target.shape)
-        other -= (other @ target) * target  # similarity 0; window 31 is the question's own vector
-        embedding = target if i == 31 else other / np.linalg.norm(other)
-        chunks.append(MediaChunk("moment", i, 2.0 * i, 2.0 * i + 2, rng.standard_normal((tokens, dim)), embedding))
-    latents.put_chunks(chunks)
+    cache_one_matching_window(model, latents, "moment", question, n=50, hit=31, seed=4)
     cfg = AnswerConfig(max_new_tokens=4, max_windows=6, when="retrieval")
     [answer] = AnswerStage(model, latents, dialogue, cfg).run([AnswerRequest.about(question, "moment")])
     assert answer.when == (62.0, 64.0) and answer.text == "at 62.0–64.0 s" and answer.evidence == [(62.0, 64.0)]
