@@ -11,6 +11,8 @@ gets another's latents. Per source (one hash tag, so one cluster slot):
     src:{fp:source}:meta        hash: settings, duration, n_windows, complete, name, fmt
     src:{fp:source}:damage      hash: start -> end (s) of each span decoding had to skip
     src:{fp:source}:emb         hash: window index -> fp16 bytes of its retrieval embedding [p]
+    src:{fp:source}:ver         string: a random token every write to the index replaces, so a
+                                store's copies of range reads know when they are stale (index_cache)
 
 and two namespace-wide indexes, ``sources:<fp>`` (the source ids of a fingerprint) and
 ``fingerprints`` (fingerprint -> its settings), so every cached source can be listed whatever
@@ -25,6 +27,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,17 +36,22 @@ import numpy as np
 
 from heron.errors import StateStoreError, TimeRangeError
 from heron.state.connection import FORMAT_VERSION, RedisConnection, decode_fields, redis_errors_translated
+from heron.state.index_cache import IndexCache, IndexRead
 from heron.types import MediaChunk
 
 logger = logging.getLogger(__name__)
 
-# KEYS: span, times, emb, ends (one source: one hash tag); ARGV: start s, end s, the chunk key
-# prefix, "1" to return embeddings. The windows overlapping [start, end] by start time, flat:
-# index, t_start, t_end[, embedding or false] each. One round trip and a few commands per 512
-# windows whatever the source length: start times come with the index, ends and embeddings in
-# one HMGET per batch. A window cached before the ends hash existed reads its end from its chunk
-# hash (which shares the source's slot: cluster-safe in practice, if not by the book).
+# KEYS: span, times, emb, ends, ver (one source: one hash tag); ARGV: start s, end s, the chunk
+# key prefix, "1" to return embeddings, the index version the caller holds a copy of (or "").
+# Returns {version} when that copy is current, else {version, flat}: the windows overlapping
+# [start, end] by start time, flat: index, t_start, t_end[, embedding or false] each. One round
+# trip and a few commands per 512 windows whatever the source length: start times come with the
+# index, ends and embeddings in one HMGET per batch. A window cached before the ends hash existed
+# reads its end from its chunk hash (which shares the source's slot: cluster-safe in practice, if
+# not by the book).
 _WINDOW_SPANS = """
+local version = redis.call('GET', KEYS[5]) or ''
+if version ~= '' and version == ARGV[5] then return {version} end
 local longest = tonumber(redis.call('ZSCORE', KEYS[1], 'max') or '0')
 local start = tonumber(ARGV[1])
 -- (a number passed to redis.call becomes text at 14 digits: widen by 1 us, the t_end test is exact)
@@ -64,7 +72,7 @@ for first = 1, #found, 1024 do
     end
   end
 end
-return out
+return {version, out}
 """
 
 LATENT_DTYPE = "float16"  # what latents are stored as; they come back as this dtype
@@ -109,6 +117,7 @@ class LatentStore:
         self.db = db
         self.settings = dict(encoder_settings)
         self.fingerprint = settings_fingerprint(self.settings)
+        self.index_cache = IndexCache()  # recent range reads, served while the source's index is unchanged
 
     def with_settings(self, encoder_settings: Mapping[str, Any]) -> LatentStore:
         """A store on the same connection whose cache is keyed by other encoder settings."""
@@ -149,8 +158,13 @@ class LatentStore:
                 pipe.hset(self._key(chunk.source_id, "emb"), str(chunk.index), _encode_embedding(chunk, record))
         for source_id in {chunk.source_id for chunk in chunks}:
             pipe.hset(self._key(source_id, "meta"), mapping=self._meta_base(source_id))
+            self._new_version(pipe, source_id)
         pipe.execute()
         self._register({chunk.source_id for chunk in chunks})
+
+    def _new_version(self, pipe: Any, source_id: str) -> None:
+        """Queue a fresh index version for ``source_id`` (in the transaction that changes its index)."""
+        pipe.set(self._key(source_id, "ver"), uuid.uuid4().hex)
 
     def _register(self, source_ids: set[str]) -> None:
         # The indexes live in other cluster slots than the sources, so they are written after the
@@ -248,15 +262,23 @@ class LatentStore:
             raise TimeRangeError(f"invalid time range [{start_s}, {end_s}] s: need finite start <= end")
         # A window overlaps iff t_start <= end and t_end >= start; t_end <= t_start + longest, so
         # every candidate has t_start in [start - longest, end] and the index answers that directly.
-        keys = [self._key(source_id, part) for part in ("span", "times", "emb", "ends")]
+        cache_key = (source_id, float(start_s), float(end_s), with_embeddings)
+        copy = self.index_cache.get(cache_key)
+        keys = [self._key(source_id, part) for part in ("span", "times", "emb", "ends", "ver")]
         prefix = self._key(source_id, "chunk", "")  # "...:chunk:", the script appends each index
         args = [repr(float(start_s)), repr(float(end_s)), prefix, "1" if with_embeddings else "0"]
-        flat = self.db.script("window_spans", _WINDOW_SPANS)(keys=keys, args=args)
+        reply = self.db.script("window_spans", _WINDOW_SPANS)(keys=keys, args=[*args, copy.version if copy else ""])
+        version = reply[0].decode()
+        if copy is not None and len(reply) == 1:
+            self.index_cache.hit()
+            return list(copy.spans), copy.embeddings
+        flat = reply[1]
         step = 4 if with_embeddings else 3
         spans = [(int(flat[k]), float(flat[k + 1]), float(flat[k + 2])) for k in range(0, len(flat), step)]
-        if not with_embeddings or not spans:
-            return spans, None
-        return spans, _stack_embeddings(flat[3::4])
+        found = _stack_embeddings(flat[3::4]) if with_embeddings and spans else None
+        if version:  # (a source written before versions existed has none: read it every time)
+            self.index_cache.put(cache_key, IndexRead(version, tuple(spans), found))
+        return spans, found
 
     @redis_errors_translated
     def cached_indices(self, source_id: str) -> set[int]:
@@ -346,7 +368,7 @@ class LatentStore:
         client = self.db.client
         members = client.zrange(self._key(source_id, "times"), 0, -1)
         keys = [self._chunk_key(source_id, int(member)) for member in members]
-        keys += [self._key(source_id, part) for part in ("meta", "times", "ends", "span", "damage", "emb")]
+        keys += [self._key(source_id, part) for part in ("meta", "times", "ends", "span", "damage", "emb", "ver")]
         deleted = client.unlink(*keys)
         client.srem(self._sources_key(), source_id)
         return int(deleted)
@@ -382,6 +404,7 @@ class LatentStore:
         pipe.zrem(self._key(source_id, "times"), *[str(i) for i in indices])
         pipe.hdel(self._key(source_id, "emb"), *[str(i) for i in indices])
         pipe.hdel(self._key(source_id, "ends"), *[str(i) for i in indices])
+        self._new_version(pipe, source_id)
         deleted, *_ = pipe.execute()
         return int(deleted)
 
@@ -402,6 +425,7 @@ class LatentStore:
             pipe.zrem(self._key(source_id, "times"), str(index))
             pipe.hdel(self._key(source_id, "ends"), str(index))
             pipe.hset(self._key(source_id, "meta"), "complete", "0")
+            self._new_version(pipe, source_id)
             pipe.execute()
             return None
         return _decode_chunk(source_id, index, key, record)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import redis
@@ -113,7 +115,7 @@ def test_clear_source_leaves_other_sources_intact(latents):
     for source in ("video-a", "video-b"):
         for index in range(3):
             latents.put_chunk(make_chunk(source, index, float(index), index + 1.0))
-    assert latents.clear_source("video-a") == 3 + 4  # chunks + meta, times, ends, span
+    assert latents.clear_source("video-a") == 3 + 5  # chunks + meta, times, ends, span, ver
     assert latents.get_chunk("video-a", 0) is None and latents.source_info("video-a") is None
     assert latents.list_sources() == ["video-b"]
     assert [c.index for c in latents.chunks_in_range("video-b", 0.0, 10.0)] == [0, 1, 2]
@@ -203,7 +205,7 @@ def test_keys_of_one_source_share_one_cluster_slot(latents):
     latents.put_chunk(make_chunk("video-a", 4, 8.0, 9.0))
     keys = [k.decode() for k in raw(latents).scan_iter(match=f"{latents.db.prefix}src:*")]
     tags = {k[k.index("{") + 1 : k.index("}")] for k in keys}
-    assert len(keys) == 5 and tags == {f"{latents.fingerprint}:video-a"}  # chunk, times, ends, span, meta
+    assert len(keys) == 6 and tags == {f"{latents.fingerprint}:video-a"}  # chunk, times, ends, span, meta, ver
 
 
 def test_drop_windows_forgets_their_latents_and_index(latents):
@@ -290,3 +292,55 @@ def test_a_non_finite_embedding_is_refused(latents):
     bad = make_chunk("s", 0, 0.0, 1.0)
     with pytest.raises(StateStoreError, match="embedding"):
         latents.put_chunk(MediaChunk("s", 0, 0.0, 1.0, bad.latents, np.array([np.nan, 1.0])))
+
+
+# --- copies of range reads ----------------------------------------------------------------------
+
+
+def _with_embeddings(source_id: str, spans: list[tuple[int, float, float]], seed: int = 0) -> list[MediaChunk]:
+    vectors = np.random.default_rng(seed).standard_normal((len(spans), 6)).astype(np.float32)
+    return [
+        MediaChunk(source_id, i, a, b, make_chunk(source_id, i, a, b).latents, v)
+        for (i, a, b), v in zip(spans, vectors)
+    ]
+
+
+def test_a_repeated_range_read_is_served_from_the_stores_copy_until_the_index_changes(latents):
+    latents.put_chunks(_with_embeddings("s", [(i, 2.0 * i, 2.0 * i + 2) for i in range(3)]))
+    first = latents.spans_and_embeddings("s", 0.0, 10.0)
+    again = latents.spans_and_embeddings("s", 0.0, 10.0)
+    assert latents.index_cache.hits == 1
+    assert again[0] == first[0] and np.array_equal(again[1], first[1])
+    latents.put_chunks(_with_embeddings("s", [(3, 6.0, 8.0)], seed=1))  # a new window in the range
+    spans, found = latents.spans_and_embeddings("s", 0.0, 10.0)
+    assert [i for i, _, _ in spans] == [0, 1, 2, 3] and found.shape == (4, 6) and latents.index_cache.hits == 1
+    latents.drop_windows("s", [0])
+    assert [i for i, _, _ in latents.window_spans("s", 0.0, 10.0)] == [1, 2, 3]
+    latents.clear_source("s")  # then the same indices again, at other times: never the old copy
+    latents.put_chunks(_with_embeddings("s", [(1, 20.0, 22.0)]))
+    assert latents.spans_and_embeddings("s", 0.0, 10.0) == ([], None)
+    assert latents.window_spans("s", 0.0, 30.0) == [(1, 20.0, 22.0)]
+
+
+def test_another_clients_write_reaches_this_stores_next_read(latents, db):
+    latents.put_chunks([make_chunk("s", 0, 0.0, 2.0)])
+    assert latents.window_spans("s", 0.0, 10.0) == [(0, 0.0, 2.0)]
+    other = LatentStore(db, latents.settings)  # another process's store, say the ingest actor's
+    other.put_chunks([make_chunk("s", 1, 2.0, 4.0)])
+    assert latents.window_spans("s", 0.0, 10.0) == [(0, 0.0, 2.0), (1, 2.0, 4.0)]
+    assert latents.index_cache.hits == 0
+
+
+def test_copies_stay_within_their_byte_budget_and_a_pickled_store_starts_without_them(latents):
+    latents.put_chunks(_with_embeddings("s", [(i, 2.0 * i, 2.0 * i + 2) for i in range(8)]))
+    latents.index_cache.max_bytes = 4 * 2 * (2 * 100 + 2 * 6 * 4)  # room for four reads of two windows
+    for k in range(8):
+        latents.spans_and_embeddings("s", 2.0 * k + 0.5, 2.0 * k + 1.5)  # one window each
+    assert len(latents.index_cache) == 8
+    latents.spans_and_embeddings("s", 0.0, 100.0)  # all 8: over a quarter of the budget, not kept
+    assert len(latents.index_cache) == 8
+    for k in range(4):
+        latents.spans_and_embeddings("s", 4.0 * k + 0.5, 4.0 * k + 2.5)  # two windows each
+    assert latents.index_cache._bytes <= latents.index_cache.max_bytes
+    restored = pickle.loads(pickle.dumps(latents))
+    assert len(restored.index_cache) == 0 and restored.window_spans("s", 0.0, 3.0) == [(0, 0.0, 2.0), (1, 2.0, 4.0)]
