@@ -167,8 +167,10 @@ def pretrain_backbones(
     clips_file = manifests["train"].parent / "clips.jsonl"
     clock = time.perf_counter()
     texts, extra = text_corpus(manifests["train"], seed=run.train.seed, grid=pre.vision.caption_grid)
-    if "long_train" in manifests:  # their questions ("when ...?") and answers ("third") too
-        texts += long_dialogues(manifests["long_train"], seed=run.train.seed)
+    if "long_train" in manifests:
+        # their words ("when ...?", "third") go into the vocabulary, but the LM pretrains on the short
+        # clips' texts only, as the backbones the recipe was tuned on did (docs/training-history.md)
+        extra += long_dialogues(manifests["long_train"], seed=run.train.seed)
     if force or not (Path(pre.tokenizer.out) / "tokenizer.json").exists():
         train_tokenizer(texts + extra, pre.tokenizer.out, lowercase=pre.tokenizer.lowercase)
         times["tokenizer"] = time.perf_counter() - clock
