@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -150,10 +150,14 @@ class BatchRun:
 
     # --- running ----------------------------------------------------------------------------------
 
-    def run(self, out: str | None = None, *, parquet: bool = False) -> BatchSummary:
-        """Answer every item not committed yet; write ``out`` from the committed rows."""
+    def run(self, out: str | None = None, *, parquet: bool = False, start_if: Collection[str] = ()) -> BatchSummary:
+        """Answer every item not committed yet; write ``out`` from the committed rows.
+
+        ``start_if``: the job statuses it may start from (any when empty); a service passes
+        ("queued",), so a job cancelled after it was queued ends at once, still cancelled."""
         clock = time.perf_counter()
         self.open_job()
+        self._cancelled.clear()
         committed = self.results.committed(self.job_id)
         todo = [item for item in self.items if self.key_of(item) not in committed]
         skipped = len(self.items) - len(todo)
@@ -163,12 +167,16 @@ class BatchRun:
         self._videos_total = len({i.video for i in self.items})
         self._videos_done = self._videos_total - len(by_video)
         self._failed = sum(1 for item in self.items if committed.get(self.key_of(item)) is True)
-        self.jobs.update_job(
+        started = self.jobs.update_job(
             self.job_id,
             status="running",
             error="",
             counters={"done": skipped - self._failed, "failed": self._failed, "pending": len(todo)},
+            if_status=start_if,
         )
+        if started.status != "running":  # cancelled before it started: nothing runs
+            self._cancelled.set()
+            by_video.clear()
         self._windows, self._started = 0, time.perf_counter()
         self._out, self._parquet, self._last_flush = out, parquet, time.monotonic()
         self._bar = tqdm(
@@ -181,9 +189,8 @@ class BatchRun:
             dynamic_ncols=True,
         )
         self._show()
-        if todo:
+        if by_video:
             self.heron.preload()  # the model loads while the first videos decode
-        self._cancelled.clear()
         self._finished.clear()
         self._pending_answers = _Outstanding()
         threading.Thread(target=self._heartbeat, name="heron-batch-heartbeat", daemon=True).start()

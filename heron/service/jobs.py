@@ -104,9 +104,9 @@ class BatchJobs:
 
     def _run(self, run: BatchRun) -> None:
         try:
-            if self._closed.is_set() or self.jobs.get_job(run.job_id).status == "cancelled":
+            if self._closed.is_set():
                 return
-            run.run()
+            run.run(start_if=("queued",))  # unless cancelled since it was queued
         except Exception as error:  # the job says so instead of hanging "running"
             log.exception("batch %s failed", run.job_id)
             self.jobs.update_job(run.job_id, status="failed", error=f"{type(error).__name__}: {error}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,13 +37,20 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 # KEYS[1] = the job, KEYS[2] = the write's guard (when counters are added); ARGV = guard ttl (s),
-# field, value, field, value, ...; ARGV may hold "+counter", n pairs (HINCRBY), applied only the
-# first time the guard is set, so a retried update counts once. Returns nil for an unknown job,
-# else its fields after the change.
+# the statuses the job must have for the update to apply (comma-separated; "" = any), then field,
+# value, field, value, ...; ARGV may hold "+counter", n pairs (HINCRBY), applied only the first
+# time the guard is set, so a retried update counts once. Returns nil for an unknown job, else its
+# fields after the change (unchanged when its status was not one of those required).
 _UPDATE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+if ARGV[2] ~= '' then
+  local status = redis.call('HGET', KEYS[1], 'status') or ''
+  if not string.find(',' .. ARGV[2] .. ',', ',' .. status .. ',', 1, true) then
+    return redis.call('HGETALL', KEYS[1])
+  end
+end
 local first = #KEYS < 2 or redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1])
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   local name = ARGV[i]
   if string.sub(name, 1, 1) == '+' then
     if first then redis.call('HINCRBY', KEYS[1], 'n:' .. string.sub(name, 2), ARGV[i + 1]) end
@@ -133,15 +140,21 @@ class JobStore:
         error: str | None = None,
         add: Mapping[str, int] | None = None,
         counters: Mapping[str, int] | None = None,
+        if_status: Collection[str] = (),
     ) -> Job:
         """Change the given fields of a job atomically and return it; ``add`` increments counters,
         ``counters`` sets them. With no field given, only ``updated_at`` moves (a heartbeat).
+        With ``if_status``, nothing changes unless the job's status is one of those (compare and
+        set: e.g. a queued job starts only if nobody cancelled it meanwhile); the job returned
+        says which happened.
 
         ``result`` must be JSON-serialisable. StateStoreError for an unknown job (nothing is written)."""
         if status is not None and status not in JOB_STATUSES:
             raise ValueError(f"job status {status!r} is not one of {JOB_STATUSES}")
         if progress is not None and not 0.0 <= progress <= 1.0:
             raise ValueError(f"job progress must be within [0, 1], got {progress}")
+        if unknown := [s for s in if_status if s not in JOB_STATUSES]:
+            raise ValueError(f"job statuses {unknown} are not among {JOB_STATUSES}")
         fields: dict[str, str] = {"updated_at": repr(time.time())}
         if status is not None:
             fields["status"] = status
@@ -153,7 +166,8 @@ class JobStore:
             fields["error"] = error
         for name, n in (counters or {}).items():
             fields[f"n:{name}"] = str(int(n))
-        argv: list[str | int] = [WRITE_GUARD_TTL_S, *(item for pair in fields.items() for item in pair)]
+        argv: list[str | int] = [WRITE_GUARD_TTL_S, ",".join(if_status)]
+        argv += [item for pair in fields.items() for item in pair]
         argv += [item for name, n in (add or {}).items() for item in (f"+{name}", int(n))]
         keys = [self._key(job_id), *([self.db.guard_key("job", job_id)] if add else [])]
         record = self.db.script("job_update", _UPDATE)(keys=keys, args=argv)

@@ -93,6 +93,18 @@ def test_cancel_stops_after_the_videos_in_flight_and_a_rerun_finishes_exactly_on
     assert Counter(r["video"] for r in rows) == {v: 1 for v in truth}
 
 
+def test_a_job_cancelled_while_queued_starts_nothing_when_its_worker_comes(heron, archive):
+    root, _ = archive
+    items = read_inputs(str(root), ["Is there a square?"])
+    run = BatchRun(heron, items, job_id="cancelled-queued")
+    run.open_job()  # queued, as a service queues it
+    JobStore(heron.db).update_job("cancelled-queued", status="cancelled")  # DELETE before a worker is free
+    summary = run.run(start_if=("queued",))
+    assert (summary.status, summary.done, summary.failed, summary.pending) == ("cancelled", 0, 0, len(items))
+    assert JobStore(heron.db).get_job("cancelled-queued").status == "cancelled"
+    assert ResultStore(heron.db).rows("cancelled-queued") == []
+
+
 def test_two_jobs_at_once_each_get_their_own_complete_results(heron, archive):
     root, truth = archive
     runs = [

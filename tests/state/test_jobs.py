@@ -39,6 +39,17 @@ def test_unknown_job_is_none_and_cannot_be_updated(jobs):
         jobs.update_job(jobs.create_job("encode"), status="finished")
 
 
+def test_a_status_change_can_require_the_status_it_starts_from(jobs):
+    job_id = jobs.create_job("batch")  # queued
+    jobs.update_job(job_id, status="cancelled")  # a user cancels before the worker starts it
+    kept = jobs.update_job(job_id, status="running", progress=0.1, add={"done": 1}, if_status=("queued",))
+    assert (kept.status, kept.progress, kept.counters) == ("cancelled", 0.0, {})  # nothing written
+    started = jobs.update_job(job_id, status="running", if_status=("queued", "cancelled"))
+    assert started.status == "running" and jobs.get_job(job_id).status == "running"
+    with pytest.raises(ValueError, match="paused"):
+        jobs.update_job(job_id, status="done", if_status=("paused",))
+
+
 def test_a_named_job_is_created_once(jobs):
     assert jobs.create_job("batch", {"n": 1}, job_id="nightly") == "nightly"
     with pytest.raises(StateStoreError, match="already exists"):
