@@ -71,6 +71,12 @@ class IndexCache:
                 _, evicted = self._reads.popitem(last=False)
                 self._bytes -= evicted.nbytes
 
+    def clear(self) -> None:
+        """Forget every read (the next read of each range goes to Redis in full)."""
+        with self._lock:
+            self._reads.clear()
+            self._bytes = 0
+
     def __len__(self) -> int:
         return len(self._reads)
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,10 @@ def files(tmp_path, video):
     (tmp_path / "bad.yaml").write_text("pipeline:\n  decode: {fps: -1}\n")
     (tmp_path / "typo.yaml").write_text("pipeline:\n  answr: {}\n")
     (tmp_path / "run.yaml").write_text("model: {}\ntrain: {output_dir: out, stages: []}\n")
+    # The demo recipe with its backbones somewhere not built yet (a machine that ran `make
+    # demo-model` has them under build/demo: `heron train` would then really train).
+    recipe = Path("configs/demo.yaml").read_text().replace("build/demo/", f"{tmp_path}/build/demo/")
+    (tmp_path / "demo.yaml").write_text(recipe)
     return {
         "video": video,
         "dir": str(tmp_path / "not-a-model"),
@@ -29,6 +34,7 @@ def files(tmp_path, video):
         "bad": str(tmp_path / "bad.yaml"),
         "typo": str(tmp_path / "typo.yaml"),
         "run": str(tmp_path / "run.yaml"),
+        "recipe": str(tmp_path / "demo.yaml"),
         "tmp": str(tmp_path),
     }
 
@@ -56,7 +62,7 @@ MISUSE = [
     (["convert", "openflamingo", "openflamingo/NoSuch", "--out", "{tmp}/o"], "unknown OpenFlamingo model"),
     (["train", "{tmp}/nosuch.yaml"], "no training config"),
     (["train", "{run}"], "train.stages is empty"),
-    (["train", "configs/demo.yaml", "--output-dir", "{tmp}/run"], "run `heron pretrain"),
+    (["train", "{recipe}", "--output-dir", "{tmp}/run"], "run `heron pretrain"),
     (["eval", "models/demo", "{tmp}/nodata"], "heron data synth"),
     (["eval", "{dir}", "{tmp}/nodata"], "no QA manifest"),
     (["eval", "models/demo", "{tmp}/nodata", "--ablate", "colour"], "unknown --ablate colour"),

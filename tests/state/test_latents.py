@@ -342,5 +342,7 @@ def test_copies_stay_within_their_byte_budget_and_a_pickled_store_starts_without
     for k in range(4):
         latents.spans_and_embeddings("s", 4.0 * k + 0.5, 4.0 * k + 2.5)  # two windows each
     assert latents.index_cache._bytes <= latents.index_cache.max_bytes
+    latents.index_cache.clear()
+    assert len(latents.index_cache) == 0 and latents.index_cache._bytes == 0
     restored = pickle.loads(pickle.dumps(latents))
     assert len(restored.index_cache) == 0 and restored.window_spans("s", 0.0, 3.0) == [(0, 0.0, 2.0), (1, 2.0, 4.0)]
