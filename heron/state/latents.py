@@ -43,8 +43,8 @@ logger = logging.getLogger(__name__)
 
 # KEYS: span, times, emb, ends, ver (one source: one hash tag); ARGV: start s, end s, the chunk
 # key prefix, "1" to return embeddings, the index version the caller holds a copy of (or "").
-# Returns {version} when that copy is current, else {version, flat}: the windows overlapping
-# [start, end] by start time, flat: index, t_start, t_end[, embedding or false] each. One round
+# Returns {version} when that copy is current, else {version, flat}: the windows with a frame in
+# [start, end) by start time, flat: index, t_start, t_end[, embedding or false] each. One round
 # trip and a few commands per 512 windows whatever the source length: start times come with the
 # index, ends and embeddings in one HMGET per batch. A window cached before the ends hash existed
 # reads its end from its chunk hash (which shares the source's slot: cluster-safe in practice, if
@@ -55,7 +55,7 @@ if version ~= '' and version == ARGV[5] then return {version} end
 local longest = tonumber(redis.call('ZSCORE', KEYS[1], 'max') or '0')
 local start = tonumber(ARGV[1])
 -- (a number passed to redis.call becomes text at 14 digits: widen by 1 us, the t_end test is exact)
-local found = redis.call('ZRANGEBYSCORE', KEYS[2], start - longest - 1e-6, ARGV[2], 'WITHSCORES')
+local found = redis.call('ZRANGEBYSCORE', KEYS[2], start - longest - 1e-6, '(' .. ARGV[2], 'WITHSCORES')
 local out = {}
 for first = 1, #found, 1024 do
   local members = {}
@@ -230,12 +230,14 @@ class LatentStore:
         return chunks
 
     def chunks_in_range(self, source_id: str, start_s: float, end_s: float) -> list[MediaChunk]:
-        """Cached windows overlapping [start_s, end_s] seconds, ordered by start time."""
+        """Cached windows with a frame in [start_s, end_s) seconds, ordered by start time."""
         return self.get_chunks(source_id, [index for index, _, _ in self.window_spans(source_id, start_s, end_s)])
 
     def window_spans(self, source_id: str, start_s: float, end_s: float) -> list[tuple[int, float, float]]:
-        """(index, t_start, t_end) of the cached windows overlapping [start_s, end_s], by start time,
-        without reading their latents: choose from these, then ``get_chunks`` the chosen ones."""
+        """(index, t_start, t_end) of the cached windows with a frame in [start_s, end_s), by start
+        time, without reading their latents: choose from these, then ``get_chunks`` the chosen ones.
+        The end is open, as every range of the pipeline's: ``end_s`` = 2.0 s leaves out the window
+        whose first frame is at 2.0 s (t_start, t_end: its first and last frame)."""
         return self._spans(source_id, start_s, end_s, with_embeddings=False)[0]
 
     def spans_and_embeddings(
@@ -260,8 +262,8 @@ class LatentStore:
     ) -> tuple[list[tuple[int, float, float]], np.ndarray | None]:
         if not (math.isfinite(start_s) and math.isfinite(end_s)) or start_s > end_s:
             raise TimeRangeError(f"invalid time range [{start_s}, {end_s}] s: need finite start <= end")
-        # A window overlaps iff t_start <= end and t_end >= start; t_end <= t_start + longest, so
-        # every candidate has t_start in [start - longest, end] and the index answers that directly.
+        # A window has a frame in the range iff t_start < end and t_end >= start; t_end <= t_start +
+        # longest, so every candidate has t_start in [start - longest, end) and the index answers that.
         cache_key = (source_id, float(start_s), float(end_s), with_embeddings)
         copy = self.index_cache.get(cache_key)
         keys = [self._key(source_id, part) for part in ("span", "times", "emb", "ends", "ver")]

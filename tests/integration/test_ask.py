@@ -66,6 +66,9 @@ def test_time_range_uses_only_its_windows_and_is_cached_by_content(heron, sample
     assert again.ingest.cached and again.answer.spans == [(4.0, 7.0)]
     whole = heron.ask(sample_video, "And overall?")  # the range did not mark the source complete
     assert not whole.ingest.cached and whole.answer.windows_used == 3
+    # a range ending on a window edge leaves out the window starting there, cached or not
+    edge = heron.ask(sample_video, "And at first?", start=0.0, end=4.0)
+    assert edge.ingest.cached and edge.answer.spans == [(0.0, 3.0)]
 
 
 def test_bad_input_is_rejected_before_any_work(heron, tmp_path, sample_video):

@@ -65,6 +65,8 @@ def test_window_spans_list_times_without_latents_and_get_chunks_fetches_a_choice
         latents.put_chunk(make_chunk("video-a", index, 2.0 * index, 2.0 * index + 1.5))
     assert latents.window_spans("video-a", 3.0, 7.0) == [(1, 2.0, 3.5), (2, 4.0, 5.5), (3, 6.0, 7.5)]
     assert latents.window_spans("video-a", 3.6, 3.9) == []
+    # the end is open, as the pipeline's ranges: the window whose first frame is at 4.0 s is not in [0, 4)
+    assert latents.window_spans("video-a", 0.0, 4.0) == [(0, 0.0, 1.5), (1, 2.0, 3.5)]
     chosen = latents.get_chunks("video-a", [5, 0, 42])  # in the order asked, absent ones skipped
     assert [(c.index, c.t_start) for c in chosen] == [(5, 10.0), (0, 0.0)]
 
@@ -227,8 +229,8 @@ def test_range_queries_over_many_windows_match_a_direct_computation(latents):
     latents.put_chunks(
         [MediaChunk("s", i, t, t + 0.64, make_chunk("s", i, 0, 1).latents, vectors[i]) for i, t in enumerate(starts)]
     )
-    for start, end in [(0.0, 1e9), (327.0, 655.9), (0.64 * 511, 0.64 * 1025), (1.0, 1.0)]:
-        want = [(i, t, t + 0.64) for i, t in enumerate(starts) if t <= end and t + 0.64 >= start]
+    for start, end in [(0.0, 1e9), (327.0, 655.9), (0.64 * 511, 0.64 * 1025), (1.0, 1.3), (0.64 * 3, 0.64 * 4)]:
+        want = [(i, t, t + 0.64) for i, t in enumerate(starts) if t < end and t + 0.64 >= start]
         spans, found = latents.spans_and_embeddings("s", start, end)
         assert spans == want == latents.window_spans("s", start, end)
         assert np.allclose(found, vectors[[i for i, _, _ in want]], atol=1e-2)
