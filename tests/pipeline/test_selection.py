@@ -36,6 +36,20 @@ def test_similar_takes_the_best_hits_with_their_neighbours_in_time_order():
     assert evidence(scores, chosen, 2) == [40, 150]
 
 
+def test_every_distinct_moment_that_stands_out_is_chosen_before_any_neighbour():
+    # an hour of 2-s windows, five events that each straddle two windows (both halves similar):
+    # eight similar slots, so two halves of each event would leave one event out of a count
+    rng = np.random.default_rng(5)
+    scores = rng.uniform(0.0, 0.1, 1800)
+    events = [(130, 131), (402, 403), (990, 991), (1400, 1401), (1702, 1703)]
+    for k, (a, b) in enumerate(events):
+        scores[a], scores[b] = 0.9 - 0.05 * k, 0.85 - 0.05 * k
+    chosen = select_windows(scores, 1800, 16, "hybrid")
+    assert len(chosen) == 16 and set(evenly_spaced(1800, 8)) <= set(chosen)
+    assert all(a in chosen or b in chosen for a, b in events)
+    assert {129, 131} <= set(chosen)  # what is left goes to the best moment's neighbours first
+
+
 def test_hybrid_is_half_evenly_spread_and_half_the_most_similar():
     scores = np.zeros(300)
     scores[123] = 1.0
