@@ -114,6 +114,9 @@ class AnswerConfig:
     # those it was given), or the window most similar to the question in the retrieval space
     # (moment retrieval: no LM needed; a model without retrieval falls back to its own answer).
     when: Literal["model", "retrieval"] = "model"
+    # A question about the start or end of the video ("... at the end of the video?") is answered
+    # from the range's first or last window alone, the moment it names (heron/pipeline/moments.py)
+    moments: bool = True
     live_newest_windows: int = 2  # a live stream's newest windows are always among those chosen
     history_turns: int = 4  # earlier question/answer pairs of the session put into the prompt
     # Dynamic batching: questions that arrive within batch_window_ms of the first waiting one are
@@ -132,6 +135,8 @@ class AnswerConfig:
             raise ConfigError(f"pipeline.answer.selection must be evenly, similar or hybrid, got {self.selection!r}")
         if self.when not in ("model", "retrieval"):
             raise ConfigError(f"pipeline.answer.when must be model or retrieval, got {self.when!r}")
+        if not isinstance(self.moments, bool):
+            raise ConfigError(f"pipeline.answer.moments must be true or false, got {self.moments!r}")
         if not (isinstance(self.live_newest_windows, int) and self.live_newest_windows >= 0):
             raise ConfigError(
                 f"pipeline.answer.live_newest_windows must be an integer >= 0, got {self.live_newest_windows!r}"

@@ -24,6 +24,7 @@ import numpy as np
 
 from heron.config import AnswerConfig
 from heron.errors import EmptyQuestionError, EmptyVideoError, HeronError
+from heron.pipeline.moments import moment_of, moment_window
 from heron.pipeline.prompts import question_prompt
 from heron.pipeline.selection import evidence, select_windows
 from heron.pipeline.when import is_when_question, resolve_when, when_text
@@ -181,11 +182,16 @@ class AnswerStage:
         """Per media item: the chosen windows' latents concatenated [k*R, d] and their spans; the
         first item's evidence spans, and its window most similar to ``query`` (None without
         scores). Windows are chosen by ``answer.selection`` (heron.pipeline.selection) against
-        ``query``, reading only the chosen ones' latents."""
+        ``query``, or the one window a moment question names (heron.pipeline.moments), reading only
+        the chosen ones' latents."""
         media, spans, cited, located = [], [], [], None
         for ref in refs:
             found, scores = self._windows(ref, query)
-            picked = select_windows(scores, len(found), self.cfg.max_windows, self.cfg.selection, newest=ref.newest)
+            moment = moment_of(query) if self.cfg.moments else None
+            if moment is not None:  # the question names where to look (heron.pipeline.moments)
+                picked = moment_window(moment, len(found))
+            else:
+                picked = select_windows(scores, len(found), self.cfg.max_windows, self.cfg.selection, newest=ref.newest)
             chosen = self.latents.get_chunks(ref.source_id, [found[i][0] for i in picked])
             media.append(np.concatenate([c.latents for c in chosen]).astype(np.float32))  # [k*R, d]
             spans.append([(c.t_start, c.t_end) for c in chosen])

@@ -33,8 +33,8 @@ def test_watch_prints_alerts_then_alerts_streams_and_ask_last_see_the_stream(
     assert len(listed) == 2 and "ALERT" in listed[0] and QUESTION in listed[0]
     assert main(["streams", "ls"]) == 0
     assert any(line.startswith("door-cli ") and "ended" in line for line in capsys.readouterr().out.splitlines())
-    # The stream's last window only: the demo model answers "at the end" from one empty window
-    # reliably, not yet over several windows whose first still shows the square (docs/training.md).
+    # "at the end" over the last two windows (the first still shows the square): answered from the
+    # window at that moment, the stream's newest (answer.moments)
     assert main(["ask", "door-cli", QUESTION, "--last", "2"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "no" and out[1].startswith("  used: 6.0–7.9 s")  # the square left at 5 s
