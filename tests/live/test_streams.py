@@ -78,8 +78,10 @@ def test_an_alert_on_a_file_played_in_real_time_is_exact(heron, appear_scene):
     assert [(a["kind"], a["event"]) for a in alerts] == [("open", 1), ("close", 1)]
     assert alerts[0]["start"] == 4.0 and alerts[0]["windows"][0] == 2  # the window the square enters
     assert alerts[1]["end"] == pytest.approx(7.875)  # the last window it is in
-    answer = heron.ask(stream, QUESTION, last_s=4)
+    answer = heron.ask(stream, "What color is the square?", last_s=4)
     assert answer.answer.spans == [(8.0, 9.875), (10.0, 11.875)]  # the last 4 s of the stream
+    at_end = heron.ask(stream, QUESTION, last_s=4)  # a moment question: the window at that moment
+    assert at_end.answer.spans == [(10.0, 11.875)] and at_end.answer.text == "no"
 
 
 def test_a_restarted_stream_actor_stores_no_window_and_sends_no_alert_twice(heron, tmp_path):
