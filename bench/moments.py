@@ -62,10 +62,8 @@ def run(args) -> dict:
         f"Moment questions over several windows ({args.config}), accuracy",
         ["answer.moments", "windows in the range", "questions", "right", "accuracy"],
     )
-    for moments in (True, False):
-        for (on, windows), marks in sorted(results.items(), key=lambda kv: -kv[0][1]):
-            if on == moments:
-                table.add(moments, windows, len(marks), sum(marks), sum(marks) / len(marks))
+    for (on, windows), marks in sorted(results.items(), key=lambda kv: (not kv[0][0], -kv[0][1])):
+        table.add(on, windows, len(marks), sum(marks), sum(marks) / len(marks))
     totals = {on: [m for (o, _), marks in results.items() if o == on for m in marks] for on in (True, False)}
     table.notes += [
         "truth: is the square on screen at the range's first frame (start) or the clip's last (end)",

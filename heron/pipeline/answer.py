@@ -185,9 +185,9 @@ class AnswerStage:
         ``query``, or the one window a moment question names (heron.pipeline.moments), reading only
         the chosen ones' latents."""
         media, spans, cited, located = [], [], [], None
+        moment = moment_of(query) if self.cfg.moments else None
         for ref in refs:
             found, scores = self._windows(ref, query)
-            moment = moment_of(query) if self.cfg.moments else None
             if moment is not None:  # the question names where to look (heron.pipeline.moments)
                 picked = moment_window(moment, len(found))
             else:

@@ -15,7 +15,7 @@ _MOMENT = re.compile(r"\b(?:at|in) the (start|beginning|end) of the (?:video|cli
 
 
 def moment_of(question: str | None) -> str | None:
-    """ "start" or "end" when ``question`` asks about that moment of the video, else None."""
+    """The moment ``question`` asks about ("start" or "end" of the video), or None."""
     found = _MOMENT.search(question or "")
     if found is None:
         return None
