@@ -109,7 +109,9 @@ def test_ingest_after_ingest_leaves_the_decode_actor_flat(heron, tmp_path):
     for name in ("fds decode", "fds driver"):
         _fds_flat(samples, name)
     # Measured (USS, 400 ingests of 4-s clips): +8.7 KB per ingest with decord, +0.6 KB with PyAV
-    # (bench/soak.py has both). Bound: 64 KB per ingest; one ingest's frames are 884 KB.
-    growth = _growth(samples, "uss decode")
+    # (bench/soak.py has both). Bound: 64 KB per ingest; one ingest's frames are 884 KB. The rise is
+    # the lesser of the thirds' floors and medians (``lifted``), as for encode: the median alone once
+    # rose 3.55 MB in 80 ingests (70 KB each) under the full suite, a swing the floor did not follow.
+    found = trend(samples.t, samples.series["uss decode"], warmup=WARMUP)
     span = samples.t[-1] - samples.t[int(len(samples.t) * WARMUP)]
-    assert growth / (2 * span / 3) < 64 * 1024, f"{growth / MB:.2f} MB over {span:g} ingests"
+    assert found.lifted / (2 * span / 3) < 64 * 1024, f"{found.lifted / MB:.2f} MB over {span:g} ingests: {found}"
